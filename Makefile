@@ -1,0 +1,46 @@
+# Quiver: two commands on a fresh Debian 12 machine (root or not).
+#   make demo   embedded PostgreSQL + demo data + server + a tour of example queries
+#   make test   install what the tests need, start the real services, run the whole suite
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO_ARGS ?=
+
+.PHONY: demo test install services-start services-stop lint typecheck bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/quiver demo $(DEMO_ARGS)
+
+services-start: $(STAMP)
+	scripts/services start
+
+services-stop:
+	scripts/services stop
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks scripts
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+test: $(STAMP)
+	scripts/services start
+	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/mypy
+	eval "$$(scripts/services env)" && $(PY) -m pytest
+
+bench: $(STAMP)
+	scripts/services start
+	eval "$$(scripts/services env)" && $(PY) benchmarks/json_plane.py
+
+clean: services-stop
+	rm -rf .services

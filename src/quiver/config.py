@@ -1,0 +1,32 @@
+"""Settings: one typed object, from QUIVER_* environment variables or keyword arguments."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from quiver.plan.build import Limits
+
+
+class Settings(BaseSettings):
+    """Everything a Quiver server can be told."""
+
+    model_config = SettingsConfigDict(env_prefix="QUIVER_", extra="ignore")
+
+    database_url: str = "postgresql://postgres@127.0.0.1:15433/quiver"
+    schemas: list[str] = Field(default_factory=lambda: ["public"])
+    exclude_tables: list[str] = Field(default_factory=list)
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    max_depth: int = 10
+    max_nodes: int = 500
+    max_limit: int | None = 10_000_000
+    max_tokens: int = 20_000
+    max_body_bytes: int = 1 << 20
+    statement_timeout_ms: int = 30_000
+    pool_size: int = 8
+    batch_bytes: int = 4 << 20  # target size of one streamed chunk
+
+    def limits(self) -> Limits:
+        return Limits(self.max_depth, self.max_nodes, self.max_limit, self.max_tokens)

@@ -1,0 +1,337 @@
+"""Lower a GraphQL request to one query plan.
+
+graphql-core parses, validates and coerces variables and arguments; this module
+walks the collected fields (fragments, aliases, @skip/@include already resolved)
+and checks Quiver's own limits, so a bad request never reaches the database.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from graphql import (
+    Executor,
+    GraphQLError,
+    GraphQLObjectType,
+    GraphQLSchema,
+    OperationType,
+    get_named_type,
+    parse,
+    validate,
+)
+from graphql.execution.collect_fields import FieldDetails, collect_fields, collect_subfields
+from graphql.execution.values import get_argument_values
+
+from quiver.plan import nodes
+from quiver.schema.fields import (
+    ColumnField,
+    CountField,
+    CursorField,
+    DeleteMutation,
+    InsertMutation,
+    RelationField,
+    RootAggregate,
+    RootList,
+    RootOne,
+    UpdateMutation,
+)
+from quiver.schema.graphql import descriptor
+from quiver.schema.model import Column, Entity
+
+_DIRECTIONS: dict[str, tuple[nodes.Direction, nodes.Nulls]] = {
+    "ASC": ("ASC", "LAST"), "DESC": ("DESC", "FIRST"),
+    "ASC_NULLS_FIRST": ("ASC", "FIRST"), "ASC_NULLS_LAST": ("ASC", "LAST"),
+    "DESC_NULLS_FIRST": ("DESC", "FIRST"), "DESC_NULLS_LAST": ("DESC", "LAST"),
+}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on one request, each answered with a GraphQL error when exceeded."""
+
+    max_depth: int = 10
+    max_nodes: int = 500
+    max_limit: int | None = 10_000_000
+    max_tokens: int = 20_000
+
+
+class PlanError(Exception):
+    """The request cannot be planned; carries spec-shaped GraphQL errors."""
+
+    def __init__(self, errors: Sequence[GraphQLError]) -> None:
+        super().__init__("; ".join(e.message for e in errors))
+        self.errors = list(errors)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A validated request: its plan plus what introspection needs."""
+
+    operation: nodes.Operation
+    executor: Executor[Any]
+    document: Any  # graphql-core DocumentNode
+    variables: Mapping[str, Any]
+    operation_name: str | None
+
+
+def prepare(
+    schema: GraphQLSchema,
+    source: str,
+    variables: Mapping[str, Any] | None = None,
+    operation_name: str | None = None,
+    limits: Limits | None = None,
+) -> Prepared:
+    """Parse, validate and plan ``source``; raises PlanError with GraphQL errors."""
+    limits = limits or Limits()
+    try:
+        document = parse(source, max_tokens=limits.max_tokens)
+    except GraphQLError as error:
+        raise PlanError([error]) from None
+    errors = validate(schema, document, max_errors=20)
+    if errors:
+        raise PlanError(errors)
+    built = Executor.build(schema, document, raw_variable_values=dict(variables or {}), operation_name=operation_name)
+    if isinstance(built, list):
+        raise PlanError(built)
+    return Prepared(_Planner(schema, built, limits).operation(), built, document, dict(variables or {}), operation_name)
+
+
+class _Planner:
+    def __init__(self, schema: GraphQLSchema, executor: Executor[Any], limits: Limits) -> None:
+        self.schema = schema
+        self.ex = executor
+        self.limits = limits
+        self.nodes = 0
+
+    # -- roots -------------------------------------------------------------------
+    def operation(self) -> nodes.Operation:
+        op = self.ex.operation
+        if op.operation is OperationType.MUTATION:
+            root_type, kind = self.schema.mutation_type, "mutation"
+        elif op.operation is OperationType.QUERY:
+            root_type, kind = self.schema.query_type, "query"
+        else:
+            raise PlanError([GraphQLError("Subscriptions are not supported.", op)])
+        assert root_type is not None
+        grouped = collect_fields(self.schema, self.ex.fragments, self.ex.variable_values, root_type, op)
+        roots = [self.root(root_type, key, details) for key, details in grouped.grouped_field_set.items()]
+        return nodes.Operation(kind, tuple(roots))  # type: ignore[arg-type]
+
+    def root(self, root_type: GraphQLObjectType, key: str, details: list[FieldDetails]) -> nodes.Root:
+        node = details[0].node
+        name = node.name.value
+        if name == "__typename":
+            return nodes.TypenameRoot(key, root_type.name)
+        if name in ("__schema", "__type"):
+            return nodes.IntrospectionRoot(key, tuple(d.node for d in details))
+        self.count(details, [key])
+        field = root_type.fields[name]
+        args = get_argument_values(field, node, self.ex.variable_values, details[0].fragment_variable_values)
+        meaning = descriptor(field)
+        obj = get_named_type(field.type)
+        path = [key]
+        if isinstance(meaning, RootList):
+            assert isinstance(obj, GraphQLObjectType)
+            return nodes.ListRoot(key, self.list_query(meaning.entity, obj, details, args, path, depth=1))
+        if isinstance(meaning, RootOne):
+            assert isinstance(obj, GraphQLObjectType)
+            entity = meaning.entity
+            where = nodes.And(tuple(
+                nodes.Compare(entity.columns[c], "eq", args[entity.columns[c].field_name]) for c in entity.primary_key
+            ))
+            return nodes.OneRoot(key, entity, self.selection(entity, obj, details, path, 1), where)
+        if isinstance(meaning, RootAggregate):
+            assert isinstance(obj, GraphQLObjectType)
+            return nodes.AggregateRoot(
+                key, meaning.entity, self.where_arg(meaning.entity, args.get("where"), details, path),
+                self.aggregate_fields(obj, details),
+            )
+        if isinstance(meaning, InsertMutation):
+            assert isinstance(obj, GraphQLObjectType)
+            raw = args["objects"] if meaning.many else [args["object"]]
+            if not raw:
+                raise self.error("insert needs at least one object", details, path)
+            rows = tuple(self.row_values(meaning.entity, r) for r in raw)
+            selection = self.selection(meaning.entity, obj, details, path, 1)
+            return nodes.InsertRoot(key, meaning.entity, rows, meaning.many, selection)
+        if isinstance(meaning, UpdateMutation):
+            assert isinstance(obj, GraphQLObjectType)
+            values = self.row_values(meaning.entity, args["set"])
+            if not values:
+                raise self.error("`set` names no column to change", details, path)
+            found = self.where_arg(meaning.entity, args["where"], details, path)
+            return nodes.UpdateRoot(key, meaning.entity, found or nodes.And(()), values,
+                                    self.selection(meaning.entity, obj, details, path, 1))
+        if isinstance(meaning, DeleteMutation):
+            assert isinstance(obj, GraphQLObjectType)
+            found = self.where_arg(meaning.entity, args["where"], details, path)
+            selection = self.selection(meaning.entity, obj, details, path, 1)
+            return nodes.DeleteRoot(key, meaning.entity, found or nodes.And(()), selection)
+        raise self.error(f"field {name} has no plan", details, path)
+
+    # -- selections ----------------------------------------------------------------
+    def selection(
+        self, entity: Entity, obj: GraphQLObjectType, details: list[FieldDetails], path: Sequence[str | int], depth: int
+    ) -> nodes.Selection:
+        if depth > self.limits.max_depth:
+            raise self.error(f"query is nested deeper than the maximum depth of {self.limits.max_depth}",
+                             details, path)
+        grouped = collect_subfields(
+            self.schema, self.ex.fragments, self.ex.variable_values, self.ex.operation, obj, details
+        ).grouped_field_set
+        outputs: list[nodes.Output] = []
+        for key, sub in grouped.items():
+            sub_path = [*path, key]
+            self.count(sub, sub_path)
+            node = sub[0].node
+            if node.name.value == "__typename":
+                outputs.append(nodes.TypenameOut(key, obj.name))
+                continue
+            field = obj.fields[node.name.value]
+            meaning = descriptor(field)
+            if isinstance(meaning, ColumnField):
+                outputs.append(nodes.ScalarOut(key, meaning.column))
+            elif isinstance(meaning, CursorField):
+                outputs.append(nodes.CursorOut(key))
+            elif isinstance(meaning, RelationField):
+                target = get_named_type(field.type)
+                assert isinstance(target, GraphQLObjectType)
+                rel = meaning.relation
+                if rel.many_to_one:
+                    outputs.append(nodes.ObjectOut(key, rel, self.selection(rel.target, target, sub, sub_path,
+                                                                            depth + 1)))
+                else:
+                    args = get_argument_values(field, node, self.ex.variable_values, sub[0].fragment_variable_values)
+                    query = self.list_query(rel.target, target, sub, args, sub_path, depth + 1)
+                    outputs.append(nodes.ListOut(key, rel, query))
+            else:
+                raise self.error(f"field {node.name.value} has no plan", sub, sub_path)
+        return tuple(outputs)
+
+    def list_query(
+        self, entity: Entity, obj: GraphQLObjectType, details: list[FieldDetails], args: dict[str, Any],
+        path: Sequence[str | int], depth: int,
+    ) -> nodes.ListQuery:
+        limit, offset = args.get("limit"), args.get("offset")
+        for name, value in (("limit", limit), ("offset", offset)):
+            if value is not None and value < 0:
+                raise self.error(f"`{name}` must not be negative", details, path)
+        if limit is not None and self.limits.max_limit is not None and limit > self.limits.max_limit:
+            raise self.error(f"`limit` {limit} exceeds the maximum of {self.limits.max_limit}", details, path)
+        order = self.order_arg(entity, args.get("orderBy"), details, path)
+        selection = self.selection(entity, obj, details, path, depth)
+        query = nodes.ListQuery(entity, selection, self.where_arg(entity, args.get("where"), details, path),
+                                order, limit, offset)
+        after = args.get("after")
+        if after is not None or (order and nodes.has_cursor(selection)):
+            # Keyset pagination and cursors need a total order: add the primary key.
+            query = nodes.ListQuery(entity, selection, query.where, nodes.cursor_keys(query), limit, offset)
+        if after is not None:
+            values = _decode_cursor(after)
+            if values is None or len(values) != len(query.order):
+                raise self.error("`after` is not a cursor of this list's ordering", details, path)
+            query = nodes.ListQuery(entity, selection, query.where, query.order, limit, offset, values)
+        return query
+
+    def aggregate_fields(self, obj: GraphQLObjectType, details: list[FieldDetails]) -> tuple[tuple[str, str], ...]:
+        grouped = collect_subfields(
+            self.schema, self.ex.fragments, self.ex.variable_values, self.ex.operation, obj, details
+        ).grouped_field_set
+        fields = []
+        for key, sub in grouped.items():
+            name = sub[0].node.name.value
+            if name != "__typename":
+                assert isinstance(descriptor(obj.fields[name]), CountField)
+            fields.append((key, name if name == "__typename" else "count"))
+        return tuple(fields)
+
+    # -- arguments ---------------------------------------------------------------------
+    def where_arg(
+        self, entity: Entity, value: Mapping[str, Any] | None, details: list[FieldDetails], path: Sequence[str | int]
+    ) -> nodes.Filter | None:
+        if value is None:
+            return None
+        return self.where(entity, value, details, path)
+
+    def where(
+        self, entity: Entity, value: Mapping[str, Any], details: list[FieldDetails], path: Sequence[str | int]
+    ) -> nodes.Filter:
+        items: list[nodes.Filter] = []
+        for name, condition in value.items():
+            if condition is None:
+                raise self.error(f"filter `{name}` is null; leave it out, or use isNull", details, path)
+            if name == "and":
+                items.append(nodes.And(tuple(self.where(entity, c, details, path) for c in condition)))
+            elif name == "or":
+                items.append(nodes.Or(tuple(self.where(entity, c, details, path) for c in condition)))
+            elif name == "not":
+                items.append(nodes.Not(self.where(entity, condition, details, path)))
+            elif name in entity.relations:
+                rel = entity.relations[name]
+                items.append(nodes.RelationMatch(rel, self.where(rel.target, condition, details, path)))
+            else:
+                items.extend(self.column_conditions(entity.column_by_field(name), condition, details, path))
+        return items[0] if len(items) == 1 else nodes.And(tuple(items))
+
+    def column_conditions(
+        self, column: Column, condition: Mapping[str, Any], details: list[FieldDetails], path: Sequence[str | int]
+    ) -> list[nodes.Filter]:
+        result: list[nodes.Filter] = []
+        for op, operand in condition.items():
+            if operand is None:
+                raise self.error(f"`{column.field_name}.{op}` is null; use isNull to match NULL", details, path)
+            if op == "isNull":
+                result.append(nodes.IsNull(column, bool(operand)))
+            else:
+                result.append(nodes.Compare(column, op, list(operand) if op in ("in", "nin") else operand))
+        if not result:
+            raise self.error(f"filter on `{column.field_name}` names no operator", details, path)
+        return result
+
+    def order_arg(
+        self, entity: Entity, value: Sequence[Mapping[str, str]] | None, details: list[FieldDetails],
+        path: Sequence[str | int],
+    ) -> tuple[nodes.OrderKey, ...]:
+        keys: list[nodes.OrderKey] = []
+        for item in value or ():
+            if len(item) != 1:
+                raise self.error("each `orderBy` item must set exactly one field", details, path)
+            ((name, direction),) = item.items()
+            if direction is None:
+                raise self.error(f"`orderBy.{name}` is null", details, path)
+            keys.append(nodes.OrderKey(entity.column_by_field(name), *_DIRECTIONS[direction]))
+        return tuple(keys)
+
+    def row_values(self, entity: Entity, value: Mapping[str, Any]) -> dict[str, Any]:
+        return {entity.column_by_field(name).name: v for name, v in value.items()}
+
+    # -- bookkeeping ---------------------------------------------------------------------
+    def count(self, details: list[FieldDetails], path: Sequence[str | int]) -> None:
+        self.nodes += 1
+        if self.nodes > self.limits.max_nodes:
+            raise self.error(f"query selects more than the maximum of {self.limits.max_nodes} fields", details, path)
+
+    @staticmethod
+    def error(message: str, details: list[FieldDetails], path: Sequence[str | int]) -> PlanError:
+        return PlanError([GraphQLError(message, [d.node for d in details], path=path)])
+
+
+def encode_cursor(values: Sequence[str | None]) -> str:
+    """The opaque cursor for a row's sort-key values (their PostgreSQL text forms)."""
+    return base64.urlsafe_b64encode(orjson.dumps(list(values))).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[str | None, ...] | None:
+    try:
+        raw = base64.b64decode(cursor.replace("-", "+").replace("_", "/") + "==", validate=False)
+        values = orjson.loads(raw)
+    except (binascii.Error, ValueError, orjson.JSONDecodeError):
+        return None
+    if not isinstance(values, list) or not all(v is None or isinstance(v, str) for v in values):
+        return None
+    return tuple(values)

@@ -1,0 +1,307 @@
+"""Build the graphql-core schema from the model.
+
+One object type per table or view; root fields for a list, by primary key and a
+count aggregate; relations both ways; filters, ordering and mutations.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphql import (
+    GraphQLArgument,
+    GraphQLBoolean,
+    GraphQLEnumType,
+    GraphQLEnumValue,
+    GraphQLField,
+    GraphQLFloat,
+    GraphQLInputField,
+    GraphQLInputObjectType,
+    GraphQLInt,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLScalarType,
+    GraphQLSchema,
+    GraphQLString,
+)
+
+from quiver.schema import naming, scalars
+from quiver.schema.fields import (
+    ColumnField,
+    CountField,
+    CursorField,
+    DeleteMutation,
+    Descriptor,
+    InsertMutation,
+    RelationField,
+    RootAggregate,
+    RootList,
+    RootOne,
+    UpdateMutation,
+)
+from quiver.schema.model import Column, Entity, Kind, Model, PgType
+
+ORDER_DIRECTION = GraphQLEnumType(
+    "OrderDirection",
+    {
+        "ASC": GraphQLEnumValue("ASC"),
+        "DESC": GraphQLEnumValue("DESC"),
+        "ASC_NULLS_FIRST": GraphQLEnumValue("ASC_NULLS_FIRST"),
+        "ASC_NULLS_LAST": GraphQLEnumValue("ASC_NULLS_LAST"),
+        "DESC_NULLS_FIRST": GraphQLEnumValue("DESC_NULLS_FIRST"),
+        "DESC_NULLS_LAST": GraphQLEnumValue("DESC_NULLS_LAST"),
+    },
+    description="Sort direction; PostgreSQL's default puts NULLs last ascending, first descending.",
+)
+
+_SCALARS: dict[Kind, GraphQLScalarType] = {
+    Kind.INT: GraphQLInt, Kind.BIGINT: scalars.BigInt, Kind.FLOAT: GraphQLFloat, Kind.NUMERIC: scalars.Decimal_,
+    Kind.TEXT: GraphQLString, Kind.BOOL: GraphQLBoolean, Kind.UUID: scalars.UUID,
+    Kind.TIMESTAMPTZ: scalars.DateTime, Kind.TIMESTAMP: scalars.LocalDateTime, Kind.DATE: scalars.Date,
+    Kind.TIME: scalars.Time, Kind.INTERVAL: scalars.Interval, Kind.JSON: scalars.JSON, Kind.BYTEA: scalars.Bytes,
+    Kind.OTHER: GraphQLString,
+}
+
+# Which comparison operators each scalar kind offers.
+_ORDERED = ("eq", "neq", "gt", "gte", "lt", "lte", "in", "nin")
+_OPERATORS: dict[Kind, tuple[str, ...]] = {
+    Kind.INT: _ORDERED, Kind.BIGINT: _ORDERED, Kind.FLOAT: _ORDERED, Kind.NUMERIC: _ORDERED,
+    Kind.TEXT: (*_ORDERED, "like", "ilike"), Kind.OTHER: (*_ORDERED, "like", "ilike"),
+    Kind.BOOL: ("eq", "neq"), Kind.UUID: _ORDERED, Kind.TIMESTAMPTZ: _ORDERED, Kind.TIMESTAMP: _ORDERED,
+    Kind.DATE: _ORDERED, Kind.TIME: _ORDERED, Kind.INTERVAL: _ORDERED, Kind.ENUM: _ORDERED,
+    Kind.JSON: (), Kind.BYTEA: ("eq", "neq"),
+}
+_LIST_OPERATORS = ("in", "nin")
+
+
+def _ext(descriptor: Descriptor) -> dict[str, Any]:
+    return {"quiver": descriptor}
+
+
+class SchemaBuilder:
+    """Builds the schema; one instance per model, types memoised by name."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self.enums: dict[str, GraphQLEnumType] = {}
+        self.filters: dict[str, GraphQLInputObjectType] = {}
+        self.objects: dict[str, GraphQLObjectType] = {}
+        self.wheres: dict[str, GraphQLInputObjectType] = {}
+        self.orders: dict[str, GraphQLInputObjectType] = {}
+
+    # -- scalars and filters -------------------------------------------------
+    def scalar(self, pg_type: PgType) -> GraphQLScalarType | GraphQLEnumType:
+        if pg_type.kind is Kind.ENUM:
+            return self.enum(pg_type)
+        return _SCALARS[pg_type.kind]
+
+    def enum(self, pg_type: PgType) -> GraphQLEnumType:
+        assert pg_type.enum_name is not None
+        name = naming.pascal(pg_type.enum_name.replace('"', "").split(".")[-1])
+        if name not in self.enums:
+            values = {naming.enum_value_name(label): GraphQLEnumValue(label) for label in pg_type.enum_labels}
+            self.enums[name] = GraphQLEnumType(name, values, description=f"PostgreSQL enum {pg_type.enum_name}.")
+        return self.enums[name]
+
+    def output_type(self, column: Column) -> GraphQLOutputType:
+        scalar = self.scalar(column.type)
+        base: GraphQLScalarType | GraphQLEnumType | GraphQLList[Any] = (
+            GraphQLList(scalar) if column.type.is_array else scalar
+        )
+        return base if column.nullable else GraphQLNonNull(base)
+
+    def filter(self, pg_type: PgType) -> GraphQLInputObjectType:
+        scalar = self.scalar(pg_type)
+        name = ("List" if pg_type.is_array else "") + scalar.name + "Filter"
+        if name in self.filters:
+            return self.filters[name]
+        operators = () if pg_type.is_array else _OPERATORS[pg_type.kind]
+        fields: dict[str, GraphQLInputField] = {}
+        for op in operators:
+            if op in _LIST_OPERATORS:
+                fields[op] = GraphQLInputField(GraphQLList(GraphQLNonNull(scalar)))
+            else:
+                fields[op] = GraphQLInputField(scalar)
+        fields["isNull"] = GraphQLInputField(GraphQLBoolean, description="true: IS NULL; false: IS NOT NULL.")
+        self.filters[name] = GraphQLInputObjectType(name, fields, description=f"Conditions on a {scalar.name}.")
+        return self.filters[name]
+
+    # -- per entity ------------------------------------------------------------
+    def where(self, entity: Entity) -> GraphQLInputObjectType:
+        name = entity.type_name + "Where"
+        if name not in self.wheres:
+            def fields() -> dict[str, GraphQLInputField]:
+                result = {c.field_name: GraphQLInputField(self.filter(c.type)) for c in entity.columns.values()}
+                for rel_name, rel in entity.relations.items():
+                    description = ("Its " if rel.many_to_one else "Some of its ") + f"{rel_name} match."
+                    result[rel_name] = GraphQLInputField(self.where(rel.target), description=description)
+                where = self.wheres[name]
+                result["and"] = GraphQLInputField(GraphQLList(GraphQLNonNull(where)), description="All match.")
+                result["or"] = GraphQLInputField(GraphQLList(GraphQLNonNull(where)), description="Any matches.")
+                result["not"] = GraphQLInputField(where, description="Does not match.")
+                return result
+
+            self.wheres[name] = GraphQLInputObjectType(name, fields, description=f"Filter on {entity.type_name}.")
+        return self.wheres[name]
+
+    def order_by(self, entity: Entity) -> GraphQLInputObjectType:
+        name = entity.type_name + "OrderBy"
+        if name not in self.orders:
+            sortable = [c for c in entity.columns.values() if not c.type.is_array and c.type.kind is not Kind.JSON]
+            self.orders[name] = GraphQLInputObjectType(
+                name,
+                {c.field_name: GraphQLInputField(ORDER_DIRECTION) for c in sortable},
+                description="One sort key: set exactly one field per list item.",
+            )
+        return self.orders[name]
+
+    def list_args(self, entity: Entity, *, root: bool) -> dict[str, GraphQLArgument]:
+        args = {
+            "where": GraphQLArgument(self.where(entity)),
+            "orderBy": GraphQLArgument(GraphQLList(GraphQLNonNull(self.order_by(entity)))),
+            "limit": GraphQLArgument(GraphQLInt),
+            "offset": GraphQLArgument(GraphQLInt),
+        }
+        if root:
+            args["after"] = GraphQLArgument(
+                GraphQLString, description="Keyset pagination: the `_cursor` of the last row already seen."
+            )
+        return args
+
+    def object(self, entity: Entity) -> GraphQLObjectType:
+        if entity.type_name not in self.objects:
+            def fields() -> dict[str, GraphQLField]:
+                result: dict[str, GraphQLField] = {}
+                for column in entity.columns.values():
+                    result[column.field_name] = GraphQLField(
+                        self.output_type(column), description=column.comment, extensions=_ext(ColumnField(column))
+                    )
+                for rel_name, rel in entity.relations.items():
+                    target = self.object(rel.target)
+                    if rel.many_to_one:
+                        nullable = any(rel.source.columns[c].nullable for c in rel.source_columns)
+                        result[rel_name] = GraphQLField(
+                            target if nullable else GraphQLNonNull(target), extensions=_ext(RelationField(rel)),
+                            description=f"The {rel.target.type_name} this row references.",
+                        )
+                    else:
+                        result[rel_name] = GraphQLField(
+                            GraphQLNonNull(GraphQLList(GraphQLNonNull(target))),
+                            args=self.list_args(rel.target, root=False), extensions=_ext(RelationField(rel)),
+                            description=f"The {rel.target.type_name} rows that reference this row.",
+                        )
+                result["_cursor"] = GraphQLField(
+                    GraphQLNonNull(GraphQLString), extensions=_ext(CursorField()),
+                    description="Opaque keyset cursor of this row for its list's ordering; pass it as `after`.",
+                )
+                return result
+
+            self.objects[entity.type_name] = GraphQLObjectType(
+                entity.type_name, fields, description=entity.comment
+            )
+        return self.objects[entity.type_name]
+
+    def aggregate(self, entity: Entity) -> GraphQLObjectType:
+        return GraphQLObjectType(
+            entity.type_name + "Aggregate",
+            {"count": GraphQLField(GraphQLNonNull(GraphQLInt), extensions=_ext(CountField()))},
+            description=f"Aggregates over {entity.type_name} rows.",
+        )
+
+    def insert_input(self, entity: Entity) -> GraphQLInputObjectType:
+        fields = {}
+        for column in entity.columns.values():
+            if column.generated:
+                continue
+            scalar = self.scalar(column.type)
+            base: GraphQLScalarType | GraphQLEnumType | GraphQLList[Any] = (
+                GraphQLList(scalar) if column.type.is_array else scalar
+            )
+            required = not column.nullable and not column.has_default
+            fields[column.field_name] = GraphQLInputField(GraphQLNonNull(base) if required else base)
+        return GraphQLInputObjectType(entity.type_name + "Insert", fields, description="A row to insert.")
+
+    def set_input(self, entity: Entity) -> GraphQLInputObjectType:
+        fields = {}
+        for column in entity.columns.values():
+            if column.generated:
+                continue
+            scalar = self.scalar(column.type)
+            fields[column.field_name] = GraphQLInputField(GraphQLList(scalar) if column.type.is_array else scalar)
+        return GraphQLInputObjectType(entity.type_name + "Set", fields, description="Columns to change.")
+
+    # -- roots -------------------------------------------------------------------
+    def query(self) -> GraphQLObjectType:
+        fields: dict[str, GraphQLField] = {}
+        for entity in self.model.entities.values():
+            obj = self.object(entity)
+            fields[entity.list_field] = GraphQLField(
+                GraphQLNonNull(GraphQLList(GraphQLNonNull(obj))), args=self.list_args(entity, root=True),
+                extensions=_ext(RootList(entity)), description=f"{entity.type_name} rows.",
+            )
+            if entity.one_field:
+                args = {
+                    entity.columns[c].field_name: GraphQLArgument(
+                        GraphQLNonNull(self.scalar(entity.columns[c].type))
+                    )
+                    for c in entity.primary_key
+                }
+                fields[entity.one_field] = GraphQLField(
+                    obj, args=args, extensions=_ext(RootOne(entity)),
+                    description=f"One {entity.type_name} by primary key, or null.",
+                )
+            fields[entity.list_field + "Aggregate"] = GraphQLField(
+                GraphQLNonNull(self.aggregate(entity)), args={"where": GraphQLArgument(self.where(entity))},
+                extensions=_ext(RootAggregate(entity)), description=f"Aggregates over {entity.type_name} rows.",
+            )
+        return GraphQLObjectType("Query", fields)
+
+    def mutation(self) -> GraphQLObjectType | None:
+        fields: dict[str, GraphQLField] = {}
+        for entity in self.model.entities.values():
+            if not entity.writable:
+                continue
+            obj = self.object(entity)
+            many = naming.pascal(entity.list_field)
+            one = entity.type_name if entity.type_name != many else entity.type_name + "One"
+            rows = GraphQLNonNull(GraphQLList(GraphQLNonNull(obj)))
+            insert = self.insert_input(entity)
+            where = GraphQLNonNull(self.where(entity))
+            fields["insert" + one] = GraphQLField(
+                obj, args={"object": GraphQLArgument(GraphQLNonNull(insert))},
+                extensions=_ext(InsertMutation(entity, many=False)), description=f"Insert one {entity.type_name}.",
+            )
+            fields["insert" + many] = GraphQLField(
+                rows, args={"objects": GraphQLArgument(GraphQLNonNull(GraphQLList(GraphQLNonNull(insert))))},
+                extensions=_ext(InsertMutation(entity, many=True)), description=f"Insert {entity.type_name} rows.",
+            )
+            fields["update" + many] = GraphQLField(
+                rows, args={"where": GraphQLArgument(where),
+                            "set": GraphQLArgument(GraphQLNonNull(self.set_input(entity)))},
+                extensions=_ext(UpdateMutation(entity)), description=f"Update the matching {entity.type_name} rows.",
+            )
+            fields["delete" + many] = GraphQLField(
+                rows, args={"where": GraphQLArgument(where)},
+                extensions=_ext(DeleteMutation(entity)), description=f"Delete the matching {entity.type_name} rows.",
+            )
+        return GraphQLObjectType("Mutation", fields) if fields else None
+
+
+def build_schema(model: Model) -> GraphQLSchema:
+    """The GraphQL schema for ``model``."""
+    if not model.entities:
+        raise ValueError("no tables or views found in the configured schemas")
+    builder = SchemaBuilder(model)
+    return GraphQLSchema(query=builder.query(), mutation=builder.mutation())
+
+
+def descriptor(field: GraphQLField) -> Descriptor | None:
+    """The meaning of a generated field (None for introspection fields)."""
+    ext = field.extensions or {}
+    found: Descriptor | None = ext.get("quiver")
+    return found
+
+
+__all__: list[str] = ["build_schema", "descriptor"]

@@ -1,0 +1,108 @@
+"""SQL for the parts every compiler shares: filters, ordering, keyset, cursors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from quiver.plan import nodes
+from quiver.schema.model import Column, Entity, Kind, PgType, Relation, quote_ident
+from quiver.sql.params import Params
+
+# Cursor values arrive as PostgreSQL text forms; the comparison casts them to the column type.
+_CURSOR_TEXT = PgType(kind=Kind.TEXT, sql="text")
+_OPS = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "like": "LIKE", "ilike": "ILIKE"}
+
+
+def literal(text: str) -> str:
+    """A constant string we generate (type names, keys) as an SQL literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass
+class Scope:
+    """Alias allocation for one statement, plus the binder of its values."""
+
+    params: Params
+    counter: int = field(default=0)
+
+    def alias(self) -> str:
+        self.counter += 1
+        return f"t{self.counter}"
+
+
+def ref(alias: str, column: Column) -> str:
+    return f"{alias}.{quote_ident(column.name)}"
+
+
+def where_sql(f: nodes.Filter, alias: str, scope: Scope) -> str:
+    if isinstance(f, nodes.Compare):
+        return _compare(f, alias, scope)
+    if isinstance(f, nodes.IsNull):
+        return f"{ref(alias, f.column)} IS {'' if f.is_null else 'NOT '}NULL"
+    if isinstance(f, nodes.And):
+        return "(" + " AND ".join(where_sql(i, alias, scope) for i in f.items) + ")" if f.items else "TRUE"
+    if isinstance(f, nodes.Or):
+        return "(" + " OR ".join(where_sql(i, alias, scope) for i in f.items) + ")" if f.items else "FALSE"
+    if isinstance(f, nodes.Not):
+        return f"NOT ({where_sql(f.item, alias, scope)})"
+    inner = scope.alias()
+    condition = where_sql(f.where, inner, scope)
+    target = f.relation.target.qualified
+    return f"EXISTS (SELECT 1 FROM {target} AS {inner} WHERE {join_sql(f.relation, alias, inner)} AND {condition})"
+
+
+def _compare(f: nodes.Compare, alias: str, scope: Scope) -> str:
+    column = f.column
+    left = ref(alias, column)
+    sql_type = None
+    if column.type.kind is Kind.OTHER:
+        left, sql_type = f"CAST({left} AS text)", "text"
+    if f.op in ("in", "nin"):
+        values = scope.params.array(f.value, column.type, sql_type)
+        return f"{left} = ANY({values})" if f.op == "in" else f"NOT ({left} = ANY({values}))"
+    if f.op in ("like", "ilike") and column.type.kind is not Kind.TEXT:
+        left, sql_type = f"CAST({left} AS text)", "text"
+    return f"{left} {_OPS[f.op]} {scope.params.value(f.value, column.type, sql_type)}"
+
+
+def join_sql(relation: Relation, source_alias: str, target_alias: str) -> str:
+    """Join condition from a row of ``relation.source`` to rows of ``relation.target``."""
+    pairs = zip(relation.source_columns, relation.target_columns, strict=True)
+    return " AND ".join(
+        f"{target_alias}.{quote_ident(t)} = {source_alias}.{quote_ident(s)}" for s, t in pairs
+    )
+
+
+def order_sql(order: tuple[nodes.OrderKey, ...], alias: str) -> str:
+    if not order:
+        return ""
+    return " ORDER BY " + ", ".join(f"{ref(alias, k.column)} {k.direction} NULLS {k.nulls}" for k in order)
+
+
+def keyset_sql(order: tuple[nodes.OrderKey, ...], after: tuple[str | None, ...], alias: str, scope: Scope) -> str:
+    """Rows strictly after the cursor row: k1 > v1 OR (k1 = v1 AND (k2 > v2 OR ...)), NULL-aware."""
+    result = "FALSE"
+    for key, value in reversed(list(zip(order, after, strict=True))):
+        column = ref(alias, key.column)
+        if value is None:
+            greater = f"{column} IS NOT NULL" if key.nulls == "FIRST" else "FALSE"
+            equal = f"{column} IS NULL"
+        else:
+            bound = scope.params.value(value, _CURSOR_TEXT, key.column.type.sql)
+            greater = f"{column} {'>' if key.direction == 'ASC' else '<'} {bound}"
+            if key.nulls == "LAST":
+                greater = f"({greater} OR {column} IS NULL)"
+            equal = f"{column} = {bound}"
+        result = f"({greater} OR ({equal} AND {result}))"
+    return result
+
+
+def cursor_sql(keys: tuple[nodes.OrderKey, ...], alias: str) -> str:
+    """A row's opaque cursor: url-safe base64 of a JSON array of its sort keys' text."""
+    values = ", ".join(f"CAST({ref(alias, k.column)} AS text)" for k in keys) or "NULL"
+    return (f"translate(encode(convert_to(CAST(json_build_array({values}) AS text), 'UTF8'), 'base64'), "
+            f"E'+/\\n', '-_')")
+
+
+def entity_cursor_keys(entity: Entity) -> tuple[nodes.OrderKey, ...]:
+    return tuple(nodes.OrderKey(entity.columns[c], "ASC", "LAST") for c in entity.primary_key)

@@ -1,0 +1,137 @@
+"""Plan -> SQL whose rows are JSON text, one row per top-level result row.
+
+PostgreSQL renders each row with ``row_to_json`` over a sub-select whose column
+aliases are the GraphQL response keys, so key order, aliases and nulls come out
+right and the bytes pass through Quiver untouched. Nested relations are
+correlated sub-selects inside the same statement (no N+1). Types whose JSON form
+would lose precision (int8, numeric) are rendered as strings.
+
+The session settings this relies on (UTC, ISO 8601 intervals) are in SESSION_SETTINGS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from quiver.plan import nodes
+from quiver.schema.model import Column, Entity, Kind, Relation, quote_ident
+from quiver.sql.expr import (
+    Scope,
+    cursor_sql,
+    entity_cursor_keys,
+    join_sql,
+    keyset_sql,
+    literal,
+    order_sql,
+    ref,
+    where_sql,
+)
+from quiver.sql.params import Params
+
+# Transaction-local settings every JSON statement expects.
+SESSION_SETTINGS = (("TimeZone", "UTC"), ("IntervalStyle", "iso_8601"), ("DateStyle", "ISO, YMD"))
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One SQL statement; ``shape`` says how its rows form the root value."""
+
+    sql: str
+    shape: str  # 'rows' (a JSON array of rows), 'one' (first row or null), 'value' (exactly one row)
+
+
+def column_json(column: Column, alias: str) -> str:
+    """The expression whose row_to_json rendering is the GraphQL value of ``column``."""
+    expr = ref(alias, column)
+    kind, is_array = column.type.kind, column.type.is_array
+    if kind in (Kind.BIGINT, Kind.NUMERIC, Kind.OTHER):
+        return f"CAST({expr} AS text{'[]' if is_array else ''})"
+    if kind is Kind.BYTEA:
+        if is_array:
+            return (f"CASE WHEN {expr} IS NULL THEN NULL ELSE ARRAY(SELECT translate(encode(x, 'base64'), "
+                    f"E'\\n', '') FROM unnest({expr}) AS x) END")
+        return f"translate(encode({expr}, 'base64'), E'\\n', '')"
+    if kind is Kind.ENUM:
+        from quiver.schema.naming import enum_value_name
+
+        renamed = [(label, enum_value_name(label)) for label in column.type.enum_labels]
+        if all(label == name for label, name in renamed):
+            return expr
+        cases = " ".join(f"WHEN {literal(label)} THEN {literal(name)}" for label, name in renamed)
+        if is_array:
+            return (f"CASE WHEN {expr} IS NULL THEN NULL ELSE ARRAY(SELECT CASE CAST(x AS text) {cases} END "
+                    f"FROM unnest({expr}) AS x) END")
+        return f"CASE CAST({expr} AS text) {cases} END"
+    return expr
+
+
+def select_list(selection: nodes.Selection, entity: Entity, alias: str, scope: Scope,
+                cursor_keys: tuple[nodes.OrderKey, ...]) -> str:
+    parts = []
+    for out in selection:
+        key = quote_ident(out.key)
+        if isinstance(out, nodes.ScalarOut):
+            parts.append(f"{column_json(out.column, alias)} AS {key}")
+        elif isinstance(out, nodes.TypenameOut):
+            parts.append(f"{literal(out.type_name)} AS {key}")
+        elif isinstance(out, nodes.CursorOut):
+            parts.append(f"{cursor_sql(cursor_keys or entity_cursor_keys(entity), alias)} AS {key}")
+        elif isinstance(out, nodes.ObjectOut):
+            inner = scope.alias()
+            target = out.relation.target
+            columns = select_list(out.selection, target, inner, scope, ())
+            parts.append(
+                f"(SELECT row_to_json(r) FROM (SELECT {columns} FROM {target.qualified} AS {inner} "
+                f"WHERE {join_sql(out.relation, alias, inner)}) AS r) AS {key}"
+            )
+        else:
+            inner_sql = list_select(out.query, scope, join=(out.relation, alias))
+            parts.append(f"(SELECT coalesce(json_agg(r), '[]'::json) FROM ({inner_sql}) AS r) AS {key}")
+    return ", ".join(parts)
+
+
+def list_select(query: nodes.ListQuery, scope: Scope, join: tuple[Relation, str] | None = None) -> str:
+    """``SELECT <keys> FROM entity WHERE ... ORDER BY ... LIMIT ...`` (the rows, not yet JSON)."""
+    alias = scope.alias()
+    columns = select_list(query.selection, query.entity, alias, scope, query.order)
+    conditions = []
+    if join is not None:
+        conditions.append(join_sql(join[0], join[1], alias))
+    if query.where is not None:
+        conditions.append(where_sql(query.where, alias, scope))
+    if query.after is not None:
+        conditions.append(keyset_sql(query.order, query.after, alias, scope))
+    sql = f"SELECT {columns} FROM {query.entity.qualified} AS {alias}"
+    if conditions:
+        sql += " WHERE " + " AND ".join(conditions)
+    sql += order_sql(query.order, alias)
+    if query.limit is not None:
+        sql += f" LIMIT {int(query.limit)}"
+    if query.offset:
+        sql += f" OFFSET {int(query.offset)}"
+    return sql
+
+
+def compile_root(root: nodes.Root, params: Params) -> Statement:
+    """SQL for one query root field (lists, by-key, aggregates)."""
+    scope = Scope(params)
+    if isinstance(root, nodes.ListRoot):
+        return Statement(f"SELECT CAST(row_to_json(r) AS text) FROM ({list_select(root.query, scope)}) AS r", "rows")
+    if isinstance(root, nodes.OneRoot):
+        alias = scope.alias()
+        columns = select_list(root.selection, root.entity, alias, scope, ())
+        where = where_sql(root.where, alias, scope)
+        sql = (f"SELECT CAST(row_to_json(r) AS text) FROM (SELECT {columns} FROM {root.entity.qualified} AS {alias} "
+               f"WHERE {where}) AS r")
+        return Statement(sql, "one")
+    if isinstance(root, nodes.AggregateRoot):
+        alias = scope.alias()
+        fields = ", ".join(
+            f"{'CAST(count(*) AS integer)' if what == 'count' else literal(root.entity.type_name + 'Aggregate')} "
+            f"AS {quote_ident(key)}" for key, what in root.fields
+        )
+        sql = f"SELECT {fields} FROM {root.entity.qualified} AS {alias}"
+        if root.where is not None:
+            sql += " WHERE " + where_sql(root.where, alias, scope)
+        return Statement(f"SELECT CAST(row_to_json(r) AS text) FROM ({sql}) AS r", "value")
+    raise TypeError(f"not a query root: {root!r}")
