@@ -9,11 +9,37 @@ from typing import Any
 from graphql import GraphQLError, Node
 
 _LIBPQ_MESSAGE = re.compile(r"ERROR:\s+(.*?)(?:\n|$)")
+_SQLSTATE = re.compile(r"SQLSTATE: ([0-9A-Z]{5})")
+# ADBC's COPY reader reports server errors as OSError with the message only.
+# Matched by prefix; the common ways client data can fail inside a query.
+_KNOWN_MESSAGES = {
+    "canceling statement due to statement timeout": "57014",
+    "canceling statement due to user request": "57014",
+    "LIKE pattern must not end with escape character": "22025",
+    "invalid input syntax": "22P02",
+    "invalid input value for enum": "22P02",
+    "numeric field overflow": "22003",
+    "value too long": "22001",
+    "division by zero": "22012",
+    "invalid regular expression": "2201B",
+    "date/time field value out of range": "22008",
+    "time zone": "22023",
+}
 
 
 def sqlstate_of(exc: BaseException) -> str | None:
     state = getattr(exc, "sqlstate", None)
-    return state if isinstance(state, str) else None
+    if isinstance(state, str) and state:
+        return state
+    text = str(exc)
+    found = _SQLSTATE.search(text)
+    if found:
+        return found.group(1)
+    message = _LIBPQ_MESSAGE.search(text)
+    if message:
+        text = message.group(1).strip()
+        return next((state for prefix, state in _KNOWN_MESSAGES.items() if text.startswith(prefix)), "XX000")
+    return None
 
 
 def _message(exc: BaseException) -> str:

@@ -59,7 +59,10 @@ def _compare(f: nodes.Compare, alias: str, scope: Scope) -> str:
         left, sql_type = f"CAST({left} AS text)", "text"
     if f.op in ("in", "nin"):
         values = scope.params.array(f.value, column.type, sql_type)
-        return f"{left} = ANY({values})" if f.op == "in" else f"NOT ({left} = ANY({values}))"
+        if f.op == "in":
+            return f"{left} = ANY({values})"
+        # SQL semantics like `neq`: NULL never matches, not even against an empty list.
+        return f"({left} IS NOT NULL AND NOT ({left} = ANY({values})))"
     if f.op in ("like", "ilike") and column.type.kind is not Kind.TEXT:
         left, sql_type = f"CAST({left} AS text)", "text"
     return f"{left} {_OPS[f.op]} {scope.params.value(f.value, column.type, sql_type)}"

@@ -1,0 +1,94 @@
+"""Smoke test of the JSON plane benchmark: its functions run end to end at a tiny size.
+
+It uses its own small database (10,000 demo orders), never ``quiver_bench``, and never
+writes ``docs/benchmarks.md``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tests.conftest import ROOT, admin_url
+
+SMOKE_DB = "quiver_bench_smoke"
+SMOKE_ORDERS = 10_000
+DOC = ROOT / "docs" / "benchmarks.md"
+
+
+def _load_benchmark() -> ModuleType:
+    """Import ``benchmarks/json_plane.py`` by path (``benchmarks`` is not a package)."""
+    name = "quiver_benchmark_json_plane"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / "json_plane.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the file executes
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    return _load_benchmark()
+
+
+def _doc_state() -> tuple[bool, float, int]:
+    return (DOC.exists(), DOC.stat().st_mtime, DOC.stat().st_size) if DOC.exists() else (False, 0.0, 0)
+
+
+def test_benchmark_runs_both_variants_at_a_small_size(bench: ModuleType) -> None:
+    doc_before = _doc_state()
+    url = bench.ensure_bench_database(admin_url(), SMOKE_DB, SMOKE_ORDERS)
+    result = bench.run(url, [SMOKE_ORDERS], rounds=1, machine="smoke", database=SMOKE_DB, command="pytest")
+
+    [size] = result.sizes
+    assert size.rows == SMOKE_ORDERS
+    for variant in (size.quiver, size.baseline):
+        assert len(variant.seconds) == 1
+        assert all(s > 0 for s in variant.seconds)
+        assert variant.rows_per_second > 0 and variant.mb_per_second > 0
+        # 10,000 rows of 8 fields are well over a megabyte of JSON, whatever the spacing.
+        assert variant.body_bytes > 1_000_000
+    assert size.quiver.name == bench.QUIVER and size.baseline.name == bench.BASELINE
+    assert len(size.ratios) == 1
+    assert size.median_ratio == pytest.approx(size.baseline.seconds[0] / size.quiver.seconds[0])
+    # jsonb::text spaces ": " and ", " where Quiver's row_to_json text does not: the baseline body is larger.
+    assert size.baseline.body_bytes > size.quiver.body_bytes
+    assert set(result.peak_rss_mb) == {bench.QUIVER, bench.BASELINE}
+    assert all(v is not None and v > 10 for v in result.peak_rss_mb.values())
+
+    raw = result.as_json()
+    assert raw["sizes"][0]["median_ratio"] == size.median_ratio
+    section = bench.render_section(result)
+    assert section.startswith(bench.SECTION_TITLE)
+    assert "| 10k | 1 | Quiver JSON plane |" in section and "| 10k | 1 | FraiseQL v1 technique |" in section
+    assert "not measured in this run" in section  # the 2x target is about 1M rows
+    assert _doc_state() == doc_before
+
+
+def test_bodies_are_checked_row_for_row(bench: ModuleType) -> None:
+    row = {"id": "1", "uuid": "u", "customerId": "2", "status": "paid", "total": "1.00", "isPaid": True,
+           "placedAt": "2024-05-01T10:00:00.123456+00:00", "meta": {"gift": False}}
+    quiver_body = b'{"data":{"orders":[' + bench.orjson.dumps(row) + b"]}}"
+    same = b'{"data":{"orders":[' + bench.orjson.dumps(dict(reversed(row.items()))) + b"]}}"
+    assert bench.check_bodies(quiver_body, same, 1)  # equal values; the key-order note is returned
+    with pytest.raises(AssertionError, match="first rows differ"):
+        bench.check_bodies(quiver_body, quiver_body.replace(b'"1.00"', b"1.0"), 1)
+    with pytest.raises(AssertionError, match="expected 2 rows"):
+        bench.check_bodies(quiver_body, quiver_body, 2)
+
+
+def test_write_section_replaces_only_its_own_section(bench: ModuleType, tmp_path: Path) -> None:
+    doc = tmp_path / "benchmarks.md"
+    bench.write_section(doc, bench.SECTION_TITLE + "\n\nfirst\n")
+    assert doc.read_text() == f"# Benchmarks\n\n{bench.SECTION_TITLE}\n\nfirst\n"
+    doc.write_text(doc.read_text() + "\n## Arrow plane\n\nkept\n")
+    bench.write_section(doc, bench.SECTION_TITLE + "\n\nsecond\n")
+    text = doc.read_text()
+    assert text == f"# Benchmarks\n\n{bench.SECTION_TITLE}\n\nsecond\n\n## Arrow plane\n\nkept\n"
