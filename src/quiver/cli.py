@@ -89,13 +89,11 @@ def demo(
         console.rule()
         console.print(f"GraphiQL: [link]http://127.0.0.1:{port}/graphql[/link]  (open it in a browser)")
         if not exit_after_tour:
-            console.print("Serving; press Ctrl-C to stop everything.")
             stop = threading.Event()
-            signal.signal(signal.SIGTERM, lambda *_: stop.set())
-            try:
-                while not stop.wait(0.5) and thread.is_alive():
-                    pass
-            except KeyboardInterrupt:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, lambda *_: stop.set())
+            console.print("Serving; press Ctrl-C to stop everything.")
+            while not stop.wait(0.5) and thread.is_alive():
                 pass
     finally:
         if server is not None:
