@@ -7,6 +7,7 @@ Each service keeps its data under the git-ignored ``.services/`` folder, listens
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from quiver.embedded.postgres import EmbeddedPostgres  # noqa: E402
 
 STATE = ROOT / ".services"
-POSTGRES_PORT = 15433
+POSTGRES_PORT = int(os.environ.get("QUIVER_PG_PORT", "15433"))  # override to run two checkouts side by side
 TEST_DATABASE = "quiver"
 
 
