@@ -21,7 +21,6 @@ import datetime as dt
 import importlib.resources
 import itertools
 import json
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -189,7 +188,10 @@ def load(conn: psycopg.Connection, orders: int, *, seed: int = 42) -> DemoCounts
     n_items = 0
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("TRUNCATE order_items, orders, products, customers RESTART IDENTITY")
-        with _deferred_indexes_and_foreign_keys(cur), ThreadPoolExecutor(1, "quiver-demo") as pool:
+        with (
+            _deferred_indexes_and_foreign_keys(cur),
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="quiver-demo") as pool,
+        ):
             for chunk in _prefetch(pool, _customer_chunks(seed, n_customers)):
                 _copy(cur, "customers", chunk)
             _copy(cur, "products", _encode(products))
@@ -210,7 +212,9 @@ def load(conn: psycopg.Connection, orders: int, *, seed: int = 42) -> DemoCounts
 
 def main(argv: list[str] | None = None) -> None:
     """Command line: install the demo schema into a database and load it."""
-    parser = argparse.ArgumentParser(prog="python -m quiver.demo.generate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m quiver.demo.generate", description="Load the Quiver demo data set."
+    )
     parser.add_argument("--database-url", required=True, help="libpq URL of the target database")
     parser.add_argument("--orders", type=int, default=100_000, help=f"{MIN_ORDERS}..{MAX_ORDERS} (default 100000)")
     parser.add_argument("--seed", type=int, default=42)
@@ -225,7 +229,6 @@ def main(argv: list[str] | None = None) -> None:
     for table in TABLES:
         print(f"{table:<12} {getattr(counts, table):>12,}")
     print(f"loaded in {elapsed:.1f}s")
-    sys.stdout.flush()
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -236,11 +239,17 @@ def _prefetch(pool: ThreadPoolExecutor, items: Iterator[_T]) -> Iterator[_T]:
 
     The pool must have a single worker: a generator cannot be advanced from two threads at once.
     """
-    done = object()
-    pending = pool.submit(next, items, done)
-    while (item := pending.result()) is not done:
-        pending = pool.submit(next, items, done)
-        yield item  # type: ignore[misc]  # narrowed: not the sentinel
+    pending = pool.submit(_step, items)
+    while (step := pending.result()) is not None:
+        pending = pool.submit(_step, items)
+        yield step[0]
+
+
+def _step(items: Iterator[_T]) -> tuple[_T] | None:
+    """The next item wrapped in a 1-tuple, or None when exhausted (None may itself be an item)."""
+    for item in items:
+        return (item,)
+    return None
 
 
 _FOREIGN_KEYS_QUERY = """
@@ -259,7 +268,7 @@ WHERE i.indrelid = ANY(%s::regclass[])
     WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid AND c.contype IN ('p', 'u', 'x'))
 ORDER BY i.indexrelid
 """
-#: Index builds after the load sort whole tables; the 64MB default spills to disk at 10M orders.
+#: Index builds after the load sort whole tables (20M entries at 10M orders); 64MB would spill to disk.
 _LOAD_MAINTENANCE_WORK_MEM = "512MB"
 
 
