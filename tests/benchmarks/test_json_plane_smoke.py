@@ -53,6 +53,7 @@ def test_benchmark_runs_both_variants_at_a_small_size(bench: ModuleType) -> None
         assert len(variant.seconds) == 1
         assert all(s > 0 for s in variant.seconds)
         assert variant.rows_per_second > 0 and variant.mb_per_second > 0
+        assert variant.database_seconds is not None and variant.database_seconds > 0
         # 10,000 rows of 8 fields are well over a megabyte of JSON, whatever the spacing.
         assert variant.body_bytes > 1_000_000
     assert size.quiver.name == bench.QUIVER and size.baseline.name == bench.BASELINE

@@ -20,9 +20,10 @@ def demo_command(tmp_path: Path, *extra: str) -> tuple[list[str], int, int]:
     return command, port, pg_port
 
 
-def test_demo_runs_the_tour_and_exits(tmp_path: Path) -> None:
+def test_make_demo_runs_the_tour_and_exits(tmp_path: Path) -> None:
     command, port, pg_port = demo_command(tmp_path, "--exit-after-tour")
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    make = ["make", "--no-print-directory", "demo", "DEMO_ARGS=" + " ".join(command[4:])]
+    result = subprocess.run(make, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     out = result.stdout
     for step in ("starting embedded PostgreSQL", "loading 1,000 demo orders", "a tour of example queries",
