@@ -49,6 +49,18 @@ class ReadSession:
             self.failed = True
             raise
 
+    def next_batch(self) -> pa.RecordBatch | None:
+        """The next record batch as ADBC read it, or None at the end."""
+        assert self.reader is not None
+        try:
+            return self.reader.read_next_batch()
+        except StopIteration:
+            self.reader = None
+            return None
+        except BaseException:
+            self.failed = True
+            raise
+
     def next_chunk(self) -> bytes | None:
         """The concatenated text of the next batch, or None at the end."""
         assert self.reader is not None

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Generator, Mapping
 from typing import Any
 
 import anyio
 import orjson
 import psycopg
+import pyarrow as pa
 from graphql import GraphQLError, GraphQLSchema
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -19,14 +20,21 @@ from starlette.routing import Route
 
 from quiver.config import Settings
 from quiver.db import Database
+from quiver.errors import database_error
+from quiver.execute.arrow_plane import ArrowQuery, ArrowRequestError, data_root
 from quiver.execute.json_plane import QueryRun, Result, error_body, run_mutation
+from quiver.flight.auth import token_ok
+from quiver.flight.server import QuiverFlightServer
 from quiver.http.graphiql import PAGE
 from quiver.http.metrics import Metrics
 from quiver.plan.build import PlanError, prepare
 from quiver.schema.graphql import build_schema
 from quiver.schema.introspect import introspect
+from quiver.schema.model import Model
+from quiver.sql.params import BadValue
 
 JSON_TYPE = "application/json"
+ARROW_TYPE = "application/vnd.apache.arrow.stream"
 GRAPHQL_RESPONSE_TYPE = "application/graphql-response+json"
 
 
@@ -39,10 +47,10 @@ class BadRequest(Exception):
         self.message = message
 
 
-def load_schema(settings: Settings) -> GraphQLSchema:
+def load_schema(settings: Settings) -> tuple[Model, GraphQLSchema]:
     with psycopg.connect(settings.database_url, connect_timeout=10) as conn:
         model = introspect(conn, settings.schemas, settings.exclude_tables)
-    return build_schema(model)
+    return model, build_schema(model)
 
 
 class GraphQLEndpoint:
@@ -51,14 +59,20 @@ class GraphQLEndpoint:
         self.db = Database(settings.database_url, settings.pool_size)
         self.metrics = Metrics()
         self.schema: GraphQLSchema | None = None
+        self.flight: QuiverFlightServer | None = None
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
-        self.schema = await anyio.to_thread.run_sync(load_schema, self.settings)
+        model, self.schema = await anyio.to_thread.run_sync(load_schema, self.settings)
         await self.db.open()
+        if self.settings.flight_port is not None:
+            self.flight = QuiverFlightServer(self.settings, self.schema, model, self.db.adbc)  # type: ignore[arg-type]
+            self.flight.start()
         try:
             yield
         finally:
+            if self.flight is not None:
+                await anyio.to_thread.run_sync(self.flight.stop)
             await self.db.close()
 
     # -- request parsing ---------------------------------------------------------
@@ -115,7 +129,13 @@ class GraphQLEndpoint:
                 and "query" not in request.query_params:
             return HTMLResponse(PAGE)
         started = time.perf_counter()
-        media = GRAPHQL_RESPONSE_TYPE if GRAPHQL_RESPONSE_TYPE in request.headers.get("accept", "") else JSON_TYPE
+        accept = request.headers.get("accept", "")
+        media = GRAPHQL_RESPONSE_TYPE if GRAPHQL_RESPONSE_TYPE in accept else JSON_TYPE
+        if not token_ok(request.headers.get("authorization"), self.settings.tokens):
+            self.metrics.requests.labels("unknown", "unauthenticated").inc()
+            refusal = GraphQLError("a valid bearer token is required", extensions={"code": "UNAUTHENTICATED"})
+            return Response(error_body([refusal]), status_code=401, media_type=media,
+                            headers={"WWW-Authenticate": "Bearer"})
         try:
             query, variables, name = await self.parse_request(request)
         except BadRequest as bad:
@@ -128,6 +148,8 @@ class GraphQLEndpoint:
         except PlanError as error:
             return self.respond_errors(error.errors, media, "invalid")
         kind = prepared.operation.kind
+        if ARROW_TYPE in accept:
+            return await self.arrow_response(prepared.operation, request, started)
         if kind == "mutation" and request.method == "GET":
             refusal = GraphQLError("mutations must be sent with POST", extensions={"code": "METHOD_NOT_ALLOWED"})
             return Response(error_body([refusal]), status_code=405, media_type=media, headers={"Allow": "POST"})
@@ -136,6 +158,32 @@ class GraphQLEndpoint:
         else:
             result = await QueryRun(self.db, self.settings, self.schema, prepared).start()
         return self.respond(result, media, kind, started)
+
+    async def arrow_response(self, operation: Any, request: Request, started: float) -> Response:
+        """The same result as an Arrow IPC stream (one root field per request)."""
+        compression = request.headers.get("quiver-arrow-compression") or None
+        if compression not in (None, "lz4", "zstd"):
+            return self.arrow_refusal("quiver-arrow-compression must be lz4 or zstd")
+        try:
+            query = ArrowQuery.compile(data_root(operation))
+        except (ArrowRequestError, BadValue) as error:
+            return self.arrow_refusal(str(error))
+        batches = query.batches(self.db.adbc, self.settings)
+        try:
+            first = await anyio.to_thread.run_sync(_next_or_none, batches)
+        except Exception as exc:  # noqa: BLE001 - before the first byte: an ordinary error response
+            batches.close()
+            failure = database_error(exc)
+            unavailable = (failure.extensions or {}).get("code") == "DATABASE_UNAVAILABLE"
+            return Response(error_body([failure]), status_code=503 if unavailable else 200, media_type=JSON_TYPE)
+        self.metrics.requests.labels("query", "ok").inc()
+        stream = arrow_ipc_stream(query.schema, first, batches, compression)
+        return StreamingResponse(self._measured(stream, "arrow", started), media_type=ARROW_TYPE)
+
+    def arrow_refusal(self, message: str) -> Response:
+        error = GraphQLError(message, extensions={"code": "BAD_REQUEST"})
+        self.metrics.requests.labels("query", "bad_request").inc()
+        return Response(error_body([error]), status_code=400, media_type=JSON_TYPE)
 
     def respond_errors(self, errors: list[GraphQLError], media: str, outcome: str) -> Response:
         self.metrics.requests.labels("unknown", outcome).inc()
@@ -177,6 +225,50 @@ class GraphQLEndpoint:
 
     async def metrics_page(self, _request: Request) -> Response:
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _next_or_none(batches: Generator[pa.RecordBatch, None, None]) -> pa.RecordBatch | None:
+    return next(batches, None)
+
+
+class _Chunks:
+    """A write-only file for the IPC writer; each batch's bytes are taken right after it is written."""
+
+    closed = False
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self.parts.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        data = b"".join(self.parts)
+        self.parts.clear()
+        return data
+
+
+async def arrow_ipc_stream(schema: pa.Schema, first: pa.RecordBatch | None,
+                           batches: Generator[pa.RecordBatch, None, None],
+                           compression: str | None) -> AsyncIterator[bytes]:
+    """Encode batches as one Arrow IPC stream, reading the next batch in a worker thread."""
+    sink = _Chunks()
+    writer = pa.ipc.new_stream(sink, schema, options=pa.ipc.IpcWriteOptions(compression=compression))
+    try:
+        batch = first
+        while batch is not None:
+            writer.write_batch(batch)
+            yield sink.take()
+            batch = await anyio.to_thread.run_sync(_next_or_none, batches)
+        writer.close()
+        yield sink.take()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(batches.close)
 
 
 def _code(error: GraphQLError, default: str) -> str:

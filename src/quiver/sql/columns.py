@@ -1,0 +1,139 @@
+"""Plan -> SQL returning typed columns, for the Arrow planes.
+
+Top-level columns come back in their own types (ADBC reads them with binary COPY
+into Arrow). A few travel as text and are converted by ``arrow/convert.py``:
+numeric (to decimal128), uuid, enums (to dictionaries), json. Nested relations
+come back as one line of JSON text per row, ``{"v": ...}`` with every leaf as
+PostgreSQL's text form, so that Arrow's native JSON reader turns them into
+structs and lists in C++ without a Python loop per row.
+"""
+
+from __future__ import annotations
+
+from quiver.plan import nodes
+from quiver.schema.model import Column, Entity, Kind, Relation, quote_ident
+from quiver.sql.expr import (
+    Scope,
+    cursor_sql,
+    entity_cursor_keys,
+    join_sql,
+    keyset_sql,
+    literal,
+    order_sql,
+    ref,
+    where_sql,
+)
+from quiver.sql.params import Params
+
+_AS_TEXT = (Kind.NUMERIC, Kind.UUID, Kind.JSON, Kind.ENUM, Kind.OTHER)
+
+
+def column_typed(column: Column, alias: str) -> str:
+    """A top-level column in the form ADBC reads best."""
+    expr = ref(alias, column)
+    kind = column.type.kind
+    if kind in _AS_TEXT or (kind is Kind.TIME and "with time zone" in column.type.scalar_sql):
+        return f"CAST({expr} AS text{'[]' if column.type.is_array else ''})"
+    return expr
+
+
+def column_text(column: Column, alias: str) -> str:
+    """A nested leaf: PostgreSQL's text form (bytea as base64), arrays as text arrays."""
+    expr = ref(alias, column)
+    if column.type.kind is Kind.BYTEA:
+        if column.type.is_array:
+            return (f"CASE WHEN {expr} IS NULL THEN NULL ELSE ARRAY(SELECT translate(encode(x, 'base64'), "
+                    f"E'\\n', '') FROM unnest({expr}) AS x) END")
+        return f"translate(encode({expr}, 'base64'), E'\\n', '')"
+    return f"CAST({expr} AS text{'[]' if column.type.is_array else ''})"
+
+
+def _nested_list(selection: nodes.Selection, entity_alias: str, scope: Scope,
+                 cursor_keys: tuple[nodes.OrderKey, ...], entity: Entity) -> str:
+    parts = []
+    for out in selection:
+        key = quote_ident(out.key)
+        if isinstance(out, nodes.ScalarOut):
+            parts.append(f"{column_text(out.column, entity_alias)} AS {key}")
+        elif isinstance(out, nodes.TypenameOut):
+            parts.append(f"{literal(out.type_name)} AS {key}")
+        elif isinstance(out, nodes.CursorOut):
+            parts.append(f"{cursor_sql(cursor_keys or entity_cursor_keys(entity), entity_alias)} AS {key}")
+        else:
+            parts.append(f"{_relation_json(out, entity_alias, scope)} AS {key}")
+    return ", ".join(parts)
+
+
+def _relation_json(out: nodes.ObjectOut | nodes.ListOut, alias: str, scope: Scope) -> str:
+    inner = scope.alias()
+    if isinstance(out, nodes.ObjectOut):
+        target = out.relation.target
+        columns = _nested_list(out.selection, inner, scope, (), target)
+        return (f"(SELECT row_to_json(r) FROM (SELECT {columns} FROM {target.qualified} AS {inner} "
+                f"WHERE {join_sql(out.relation, alias, inner)}) AS r)")
+    query = out.query
+    columns = _nested_list(query.selection, inner, scope, query.order, query.entity)
+    sql = _from_where(query, inner, scope, join=(out.relation, alias))
+    return f"(SELECT coalesce(json_agg(r), '[]'::json) FROM (SELECT {columns} {sql}) AS r)"
+
+
+def _from_where(query: nodes.ListQuery, alias: str, scope: Scope,
+                join: tuple[Relation, str] | None = None) -> str:
+    conditions = []
+    if join is not None:
+        conditions.append(join_sql(join[0], join[1], alias))
+    if query.where is not None:
+        conditions.append(where_sql(query.where, alias, scope))
+    if query.after is not None:
+        conditions.append(keyset_sql(query.order, query.after, alias, scope))
+    sql = f"FROM {query.entity.qualified} AS {alias}"
+    if conditions:
+        sql += " WHERE " + " AND ".join(conditions)
+    sql += order_sql(query.order, alias)
+    if query.limit is not None:
+        sql += f" LIMIT {int(query.limit)}"
+    if query.offset:
+        sql += f" OFFSET {int(query.offset)}"
+    return sql
+
+
+def select_typed(selection: nodes.Selection, entity: Entity, alias: str, scope: Scope,
+                 cursor_keys: tuple[nodes.OrderKey, ...]) -> str:
+    parts = []
+    for out in selection:
+        key = quote_ident(out.key)
+        if isinstance(out, nodes.ScalarOut):
+            parts.append(f"{column_typed(out.column, alias)} AS {key}")
+        elif isinstance(out, nodes.TypenameOut):
+            parts.append(f"{literal(out.type_name)} AS {key}")
+        elif isinstance(out, nodes.CursorOut):
+            parts.append(f"{cursor_sql(cursor_keys or entity_cursor_keys(entity), alias)} AS {key}")
+        else:
+            # One NDJSON line per row: the value buffer of a batch is then a JSON-lines document.
+            value = _relation_json(out, alias, scope)
+            parts.append(f"CAST(json_build_object('v', {value}) AS text) || E'\\n' AS {key}")
+    return ", ".join(parts)
+
+
+def compile_root(root: nodes.Root, params: Params) -> str:
+    """SQL for one query root field whose columns follow ``arrow.types.root_schema``."""
+    scope = Scope(params)
+    if isinstance(root, nodes.ListRoot):
+        alias = scope.alias()
+        columns = select_typed(root.query.selection, root.query.entity, alias, scope, root.query.order)
+        return f"SELECT {columns} {_from_where(root.query, alias, scope)}"
+    if isinstance(root, nodes.OneRoot):
+        alias = scope.alias()
+        columns = select_typed(root.selection, root.entity, alias, scope, ())
+        return f"SELECT {columns} FROM {root.entity.qualified} AS {alias} WHERE {where_sql(root.where, alias, scope)}"
+    if isinstance(root, nodes.AggregateRoot):
+        alias = scope.alias()
+        fields = ", ".join(
+            f"{'count(*)' if what == 'count' else literal(root.entity.type_name + 'Aggregate')} AS {quote_ident(key)}"
+            for key, what in root.fields
+        )
+        sql = f"SELECT {fields} FROM {root.entity.qualified} AS {alias}"
+        if root.where is not None:
+            sql += " WHERE " + where_sql(root.where, alias, scope)
+        return sql
+    raise TypeError(f"not a query root: {root!r}")
