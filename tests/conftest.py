@@ -70,6 +70,7 @@ class Server:
 
     url: str
     process: subprocess.Popen[bytes]
+    flight_url: str = ""
 
     @property
     def pid(self) -> int:
@@ -80,8 +81,11 @@ class Server:
 
 
 def start_server(db_url: str, **env: str) -> Server:
+    """`quiver serve` on free ports (HTTP and Flight); ``env`` adds QUIVER_* settings."""
     port = free_port()
-    environment = {**os.environ, "QUIVER_DATABASE_URL": db_url, **env}
+    flight_port = env.get("QUIVER_FLIGHT_PORT") or str(free_port())
+    environment = {**os.environ, "QUIVER_DATABASE_URL": db_url, "QUIVER_FLIGHT_PORT": flight_port, **env}
+    scheme = "grpc+tls" if "QUIVER_TLS_CERT" in env else "grpc"
     process = subprocess.Popen(
         [sys.executable, "-m", "quiver.cli", "serve", "--port", str(port)], env=environment,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -93,7 +97,7 @@ def start_server(db_url: str, **env: str) -> Server:
             raise RuntimeError(f"server exited: {process.stderr.read().decode() if process.stderr else ''}")
         try:
             if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return Server(url, process)
+                return Server(url, process, f"{scheme}://127.0.0.1:{flight_port}")
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
