@@ -34,10 +34,24 @@ def serve(
     schema: Annotated[list[str], typer.Option(help="PostgreSQL schema to expose (repeatable)")] = ["public"],  # noqa: B006
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="HTTP port")] = 8000,
+    flight_port: Annotated[int | None, typer.Option(help="Arrow Flight port (default: QUIVER_FLIGHT_PORT or 8815)")]
+    = None,
+    no_flight: Annotated[bool, typer.Option(help="Serve HTTP only")] = False,
 ) -> None:
-    """Serve GraphQL over HTTP (JSON) for a PostgreSQL database."""
-    settings = Settings(database_url=database_url, schemas=schema, host=host, port=port)
+    """Serve GraphQL over HTTP (JSON and Arrow) and Arrow Flight for a PostgreSQL database.
+
+    Everything else (tokens, TLS, limits) comes from QUIVER_* environment variables.
+    """
+    overrides: dict[str, object] = {"database_url": database_url, "schemas": schema, "host": host, "port": port}
+    if flight_port is not None:
+        overrides["flight_port"] = flight_port
+    if no_flight:
+        overrides["flight_port"] = None
+    settings = Settings(**overrides)  # type: ignore[arg-type]
     console.print(f"Quiver on http://{host}:{port}/graphql (GraphiQL in a browser)")
+    if settings.flight_port is not None:
+        scheme = "grpc+tls" if settings.tls_cert else "grpc"
+        console.print(f"Arrow Flight on {scheme}://{host}:{settings.flight_port}")
     _server(settings).run()
 
 
@@ -45,6 +59,7 @@ def serve(
 def demo(
     orders: Annotated[int, typer.Option(help="Number of demo orders (1k to 10M)")] = 20_000,
     port: Annotated[int, typer.Option(help="HTTP port")] = 8000,
+    flight_port: Annotated[int, typer.Option(help="Arrow Flight port")] = 8815,
     pg_port: Annotated[int, typer.Option(help="Port of the embedded PostgreSQL")] = 15434,
     data_dir: Annotated[Path, typer.Option(help="Where the embedded PostgreSQL keeps its data")] = Path(".quiver-demo"),
     reload: Annotated[bool, typer.Option(help="Regenerate the demo data even if present")] = False,
@@ -74,7 +89,7 @@ def demo(
                 console.print(f"      {counts} in {time.perf_counter() - began:.1f} s")
             else:
                 console.print(f"[bold]2/4[/] demo data already loaded ({count[0]:,} orders); --reload to redo")
-        settings = Settings(database_url=url, port=port)
+        settings = Settings(database_url=url, port=port, flight_port=flight_port)
         server = _server(settings)
         thread = threading.Thread(target=server.run, daemon=True)
         console.print(f"[bold]3/4[/] starting Quiver on http://127.0.0.1:{port}")
@@ -85,7 +100,7 @@ def demo(
                 raise typer.Exit(code=1)
             time.sleep(0.05)
         console.print("[bold]4/4[/] a tour of example queries")
-        run_tour(f"http://127.0.0.1:{port}", console)
+        run_tour(f"http://127.0.0.1:{port}", console, f"grpc://127.0.0.1:{flight_port}")
         console.rule()
         console.print(f"GraphiQL: [link]http://127.0.0.1:{port}/graphql[/link]  (open it in a browser)")
         if not exit_after_tour:

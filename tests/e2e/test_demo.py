@@ -16,7 +16,8 @@ from tests.conftest import ROOT, free_port
 def demo_command(tmp_path: Path, *extra: str) -> tuple[list[str], int, int]:
     port, pg_port = free_port(), free_port()
     command = [sys.executable, "-m", "quiver.cli", "demo", "--orders", "1000", "--port", str(port),
-               "--pg-port", str(pg_port), "--data-dir", str(tmp_path / "demo"), *extra]
+               "--flight-port", str(free_port()), "--pg-port", str(pg_port), "--data-dir", str(tmp_path / "demo"),
+               *extra]
     return command, port, pg_port
 
 
@@ -27,7 +28,7 @@ def test_make_demo_runs_the_tour_and_exits(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     out = result.stdout
     for step in ("starting embedded PostgreSQL", "loading 1,000 demo orders", "a tour of example queries",
-                 "insertOrder", "MB of JSON", f"GraphiQL: http://127.0.0.1:{port}/graphql"):
+                 "insertOrder", "MB of JSON", "Arrow Flight", f"GraphiQL: http://127.0.0.1:{port}/graphql"):
         assert step in out, step
     assert EmbeddedPostgres(tmp_path / "demo" / "postgres", pg_port).pid() is None  # stopped cleanly
 

@@ -52,7 +52,7 @@ def _post(client: httpx.Client, query: str, variables: dict[str, Any]) -> Any:
     return body["data"]
 
 
-def run_tour(base_url: str, console: Console | None = None) -> None:
+def run_tour(base_url: str, console: Console | None = None, flight_url: str | None = None) -> None:
     """Run every step; raises if any answer is an error (the tests rely on that)."""
     console = console or Console()
     with httpx.Client(base_url=base_url, timeout=120) as client:
@@ -81,3 +81,19 @@ def run_tour(base_url: str, console: Console | None = None) -> None:
         seconds = time.perf_counter() - started
         console.print(f"{size / 1e6:.1f} MB of JSON in {seconds:.2f} s ({size / 1e6 / seconds:.0f} MB/s), "
                       "streamed from a server-side COPY: server memory stays flat.")
+    if flight_url:
+        _flight_step(flight_url, console)
+
+
+def _flight_step(flight_url: str, console: Console) -> None:
+    import pyarrow.flight as flight
+
+    console.rule("The same orders as Arrow Flight: typed columns, no JSON")
+    query = "{ orders { id uuid status total placedAt customer { name } } }"
+    started = time.perf_counter()
+    table = flight.connect(flight_url).do_get(flight.Ticket(orjson.dumps({"kind": "graphql", "query": query})))
+    result = table.read_all()
+    seconds = time.perf_counter() - started
+    console.print(str(result.schema))
+    console.print(f"{result.num_rows:,} rows as a pyarrow.Table in {seconds:.2f} s over {flight_url}; "
+                  "try quiver.client.Client(url).to_pandas(query)")
