@@ -118,6 +118,27 @@ def demo(
         pg.stop()
 
 
+@app.command()
+def query(
+    graphql: Annotated[str | None, typer.Argument(help="The GraphQL query; '-' reads it from stdin")] = None,
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="Read the query from this file")] = None,
+    url: Annotated[str, typer.Option(envvar="QUIVER_FLIGHT_URL",
+                                     help="Flight URL: grpc://host:port or grpc+tls://host:port")]
+    = "grpc://127.0.0.1:8815",
+    token: Annotated[str | None, typer.Option(envvar="QUIVER_TOKEN", help="Bearer token")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the result to this file")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="table, csv, parquet or arrow "
+                                            "(default: from the output file's extension, else table)")] = None,
+    variables: Annotated[str | None, typer.Option("--variables", "-V",
+                                                  help="Variables: a JSON object, or @file.json")] = None,
+    compression: Annotated[str | None, typer.Option(help="Compress batches on the wire: lz4 or zstd")] = None,
+) -> None:
+    """Run a GraphQL query over Arrow Flight: print a table, or write csv, parquet or an Arrow file."""
+    from quiver.query_command import query_command
+
+    query_command(graphql, file, url, token, output, fmt, variables, compression)
+
+
 def main() -> None:
     app()
 
