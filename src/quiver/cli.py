@@ -139,6 +139,15 @@ def query(
     query_command(graphql, file, url, token, output, fmt, variables, compression)
 
 
+def _events() -> typer.Typer:
+    from quiver.events.cli import app as events_app
+
+    return events_app
+
+
+app.add_typer(_events(), name="events")
+
+
 def main() -> None:
     app()
 

@@ -35,5 +35,15 @@ class Settings(BaseSettings):
     tls_cert: str | None = None  # PEM files: serve Flight over grpc+tls
     tls_key: str | None = None
 
+    # -- events ------------------------------------------------------------------------
+    nats_url: str = "nats://127.0.0.1:14222"
+    clickhouse_url: str = "http://127.0.0.1:18123"
+    clickhouse_database: str = "quiver"
+    chdb_path: str = ".quiver-chdb"
+    sinks: list[str] = Field(default_factory=lambda: ["chdb"])  # chdb, clickhouse
+    capture_tables: list[str] = Field(default_factory=list)  # empty: every table of `schemas`
+    events_metrics_port: int | None = None  # Prometheus endpoint of `quiver events run|relay|consume`
+    outbox_retention_seconds: float = 3600.0
+
     def limits(self) -> Limits:
         return Limits(self.max_depth, self.max_nodes, self.max_limit, self.max_tokens)

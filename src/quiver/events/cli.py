@@ -1,0 +1,182 @@
+"""``quiver events install | uninstall | relay | consume | run | status``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Annotated, Any
+
+import psycopg
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from quiver.config import Settings
+from quiver.events import bus, capture
+from quiver.events.metrics import EventMetrics
+from quiver.schema.introspect import introspect
+from quiver.schema.model import Entity
+
+app = typer.Typer(no_args_is_help=True, help="Change events: outbox, relay to JetStream, sinks.")
+console = Console()
+
+DatabaseUrl = Annotated[str | None, typer.Option(help="PostgreSQL URL (default QUIVER_DATABASE_URL)")]
+SinkNames = Annotated[list[str] | None, typer.Option("--sink", help="Sink to feed (repeatable; default QUIVER_SINKS)")]
+
+
+def _settings(database_url: str | None = None, **extra: Any) -> Settings:
+    overrides = {k: v for k, v in {"database_url": database_url, **extra}.items() if v is not None}
+    return Settings(**overrides)
+
+
+def _entities(settings: Settings) -> list[Entity]:
+    with psycopg.connect(settings.database_url) as conn:
+        model = introspect(conn, settings.schemas, settings.exclude_tables)
+    tables = [e for e in model.entities.values() if not e.is_view]
+    if settings.capture_tables:
+        tables = [e for e in tables if e.name in settings.capture_tables]
+    return tables
+
+
+@app.command()
+def install(database_url: DatabaseUrl = None) -> None:
+    """Create the outbox and capture triggers on the configured tables (idempotent)."""
+    settings = _settings(database_url)
+    entities = _entities(settings)
+    with psycopg.connect(settings.database_url) as conn:
+        capture.install(conn, entities)
+    console.print(f"capturing {', '.join(e.name for e in entities)} into {capture.OUTBOX}")
+
+
+@app.command()
+def uninstall(database_url: DatabaseUrl = None,
+              drop_outbox: Annotated[bool, typer.Option(help="Also drop the outbox and its events")] = False) -> None:
+    """Remove the capture triggers (and, with --drop-outbox, the outbox)."""
+    settings = _settings(database_url)
+    with psycopg.connect(settings.database_url) as conn:
+        capture.uninstall(conn, _entities(settings), drop_outbox=drop_outbox)
+    console.print("capture removed")
+
+
+async def _run(settings: Settings, relay: bool, sinks: list[str]) -> None:
+    from quiver.events.consumer import SinkConsumer
+    from quiver.events.relay import Relay, RelayConfig
+    from quiver.events.sinks.registry import make_sink
+
+    metrics = EventMetrics()
+    if settings.events_metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.events_metrics_port, addr=settings.host, registry=metrics.registry)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    tasks = []
+    connections = []
+    if relay:
+        config = RelayConfig(settings.database_url, settings.nats_url,
+                             retention_seconds=settings.outbox_retention_seconds)
+        tasks.append(asyncio.create_task(Relay(config, metrics).run(stop)))
+    for name in sinks:
+        nc, js = await bus.connect(settings.nats_url, name=f"quiver-sink-{name}")
+        connections.append(nc)
+        tasks.append(asyncio.create_task(_consume_forever(SinkConsumer(js, make_sink(name, settings),
+                                                                       metrics=metrics), stop)))
+    await stop.wait()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for nc in connections:
+        await nc.close()
+
+
+async def _consume_forever(consumer: Any, stop: asyncio.Event) -> None:
+    """Run a consumer; if NATS or the sink setup fails, retry (events wait in JetStream)."""
+    log = logging.getLogger("quiver.consumer")
+    delay = 0.2
+    while not stop.is_set():
+        try:
+            await consumer.run(stop)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # noqa: BLE001 - logged and retried
+            log.warning("%s: %s: %s; restarting in %.1fs", consumer.sink.name, type(error).__name__, error, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, 5.0)
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+
+@app.command()
+def relay(database_url: DatabaseUrl = None) -> None:
+    """Publish outbox events to JetStream until stopped."""
+    _logging()
+    asyncio.run(_run(_settings(database_url), relay=True, sinks=[]))
+
+
+@app.command()
+def consume(sink: SinkNames = None) -> None:
+    """Feed sinks from JetStream until stopped."""
+    _logging()
+    settings = _settings()
+    asyncio.run(_run(settings, relay=False, sinks=sink or settings.sinks))
+
+
+@app.command()
+def run(database_url: DatabaseUrl = None, sink: SinkNames = None) -> None:
+    """Relay and sinks in one process."""
+    _logging()
+    settings = _settings(database_url)
+    asyncio.run(_run(settings, relay=True, sinks=sink or settings.sinks))
+
+
+@app.command()
+def status(database_url: DatabaseUrl = None) -> None:
+    """Per-stage counts and lags: outbox, JetStream, each sink's consumer."""
+    settings = _settings(database_url)
+    table = Table("stage", "measure", "value")
+    with psycopg.connect(settings.database_url) as conn:
+        row = conn.execute(
+            f"SELECT count(*) FILTER (WHERE published_at IS NULL), count(*) FILTER (WHERE published_at IS NOT NULL), "
+            f"coalesce(extract(epoch FROM clock_timestamp() - min(occurred_at) FILTER (WHERE published_at IS NULL)), 0)"
+            f" FROM {capture.OUTBOX}").fetchone()
+    assert row is not None
+    table.add_row("outbox", "backlog (unpublished)", f"{row[0]:,}")
+    table.add_row("outbox", "published, kept for retention", f"{row[1]:,}")
+    table.add_row("outbox", "oldest unpublished (s)", f"{float(row[2]):.1f}")
+
+    async def jetstream() -> None:
+        nc, js = await bus.connect(settings.nats_url, name="quiver-status")
+        try:
+            info = await js.stream_info(bus.STREAM)
+            table.add_row("jetstream", "messages", f"{info.state.messages:,}")
+            table.add_row("jetstream", "last sequence", f"{info.state.last_seq:,}")
+            for name in settings.sinks:
+                try:
+                    consumer = await js.consumer_info(bus.STREAM, f"quiver-sink-{name}")
+                except Exception:  # noqa: BLE001 - a sink that never ran has no consumer yet
+                    table.add_row(f"sink {name}", "consumer", "not created yet")
+                    continue
+                table.add_row(f"sink {name}", "pending (not delivered)", f"{consumer.num_pending:,}")
+                table.add_row(f"sink {name}", "delivered, not acknowledged", f"{consumer.num_ack_pending:,}")
+                table.add_row(f"sink {name}", "redelivered", f"{consumer.num_redelivered:,}")
+            try:
+                dlq = await js.stream_info(bus.DLQ_STREAM)
+                table.add_row("dead letters", "messages", f"{dlq.state.messages:,}")
+            except Exception:  # noqa: BLE001
+                pass
+        finally:
+            await nc.close()
+
+    try:
+        asyncio.run(jetstream())
+    except Exception as error:  # noqa: BLE001 - status still shows what it could read
+        table.add_row("jetstream", "unreachable", str(error))
+    console.print(table)

@@ -1,0 +1,150 @@
+"""JetStream → one sink, through its own durable pull consumer.
+
+Messages are fetched in batches bounded by count and time, decoded into one Arrow
+batch of the event schema and written; they are acknowledged only after the sink
+accepted the write. A retryable failure backs off (exponential, jittered) while the
+messages stay unacknowledged and are kept from redelivery by in-progress signals. A
+permanent failure is narrowed down by bisection to the events the sink refuses;
+those go to the dead-letter stream with the reason, the rest are written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import pyarrow as pa
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from quiver.arrow.events import events_to_batch
+from quiver.events import bus
+from quiver.events.metrics import EventMetrics
+from quiver.events.sinks.base import PermanentError, RetryableError, Sink
+
+log = logging.getLogger("quiver.consumer")
+
+
+@dataclass
+class ConsumerSettings:
+    batch_max: int = 5000
+    batch_wait: float = 0.25  # seconds to fill a batch
+    ack_wait: float = 60.0  # JetStream redelivers after this unless told the batch is in progress
+    base_backoff: float = 0.2
+    max_backoff: float = 10.0
+
+
+@dataclass
+class Delivered:
+    message: Any
+    event: dict[str, Any]
+
+
+class SinkConsumer:
+    def __init__(self, js: JetStreamContext, sink: Sink, settings: ConsumerSettings | None = None,
+                 metrics: EventMetrics | None = None) -> None:
+        self.js = js
+        self.sink = sink
+        self.settings = settings or ConsumerSettings()
+        self.metrics = metrics or EventMetrics()
+        self.durable = f"quiver-sink-{sink.name}"
+        self.written = 0
+
+    async def subscribe(self) -> Any:
+        config = ConsumerConfig(
+            durable_name=self.durable, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
+            ack_wait=self.settings.ack_wait, max_deliver=-1, max_ack_pending=self.settings.batch_max * 4,
+        )
+        return await self.js.pull_subscribe(f"{bus.PREFIX}.>", durable=self.durable, stream=bus.STREAM,
+                                            config=config)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await bus.ensure_streams(self.js)
+        await self.sink.setup()
+        subscription = await self.subscribe()
+        while not stop.is_set():
+            try:
+                messages = await subscription.fetch(self.settings.batch_max, timeout=self.settings.batch_wait)
+            except (TimeoutError, NatsTimeout):
+                continue
+            await self.handle(messages, stop)
+
+    async def handle(self, messages: list[Any], stop: asyncio.Event) -> None:
+        delivered: dict[str, Delivered] = {}
+        duplicates = []
+        for message in messages:
+            event = orjson.loads(message.data)
+            if event["event_id"] in delivered:
+                duplicates.append(message)  # the same event twice in one fetch: write it once
+            else:
+                delivered[event["event_id"]] = Delivered(message, event)
+        items = list(delivered.values())
+        await self.write(items, stop)
+        for message in [*(d.message for d in items), *duplicates]:
+            await message.ack()
+
+    async def write(self, items: list[Delivered], stop: asyncio.Event) -> None:
+        """Write ``items`` until the sink accepts them (or dead-letter what it refuses for good)."""
+        attempt = 0
+        batch = events_to_batch([d.event for d in items])
+        last_progress = time.monotonic()
+        while True:
+            try:
+                await self.sink.write(batch)
+            except RetryableError as error:
+                attempt += 1
+                self.metrics.retried.labels(self.sink.name).inc()
+                delay = min(self.settings.max_backoff, self.settings.base_backoff * 2 ** min(attempt, 16))
+                delay *= random.uniform(0.5, 1.0)
+                log.warning("%s: retryable failure (%s), attempt %d, next in %.2fs",
+                            self.sink.name, error, attempt, delay)
+                if time.monotonic() - last_progress > self.settings.ack_wait / 3:
+                    await self._in_progress(items)
+                    last_progress = time.monotonic()
+                await asyncio.sleep(delay)
+                if time.monotonic() - last_progress > self.settings.ack_wait / 3:
+                    await self._in_progress(items)
+                    last_progress = time.monotonic()
+                continue
+            except PermanentError as error:
+                await self._isolate(items, error, stop)
+                return
+            break
+        self._account(batch)
+
+    async def _isolate(self, items: list[Delivered], error: PermanentError, stop: asyncio.Event) -> None:
+        if len(items) == 1:
+            await self.dead_letter(items[0], str(error))
+            return
+        middle = len(items) // 2
+        for half in (items[:middle], items[middle:]):
+            await self.write(half, stop)
+
+    async def dead_letter(self, item: Delivered, reason: str) -> None:
+        event = item.event
+        body = orjson.dumps({"sink": self.sink.name, "reason": reason,
+                             "attempts": getattr(item.message.metadata, "num_delivered", 1), "event": event})
+        await self.js.publish(f"{bus.DLQ_PREFIX}.{self.sink.name}", body,
+                              headers={"Nats-Msg-Id": f"{self.sink.name}:{event['event_id']}"})
+        self.metrics.dead_lettered.labels(self.sink.name).inc()
+        log.error("%s: event %s dead-lettered: %s", self.sink.name, event["event_id"], reason)
+
+    async def _in_progress(self, items: list[Delivered]) -> None:
+        for item in items:
+            try:
+                await item.message.in_progress()
+            except Exception:  # noqa: BLE001 - NATS may be down too; redelivery is then harmless
+                return
+
+    def _account(self, batch: pa.RecordBatch) -> None:
+        self.written += batch.num_rows
+        self.metrics.written.labels(self.sink.name).inc(batch.num_rows)
+        if batch.num_rows:
+            newest = batch.column("occurred_at").cast(pa.int64()).to_numpy().max() / 1e6
+            self.metrics.lag.labels(self.sink.name).observe(max(0.0, time.time() - newest))
