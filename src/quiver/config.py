@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     capture_tables: list[str] = Field(default_factory=list)  # empty: every table of `schemas`
     events_metrics_port: int | None = None  # Prometheus endpoint of `quiver events run|relay|consume`
     outbox_retention_seconds: float = 3600.0
+    events_namespace: str = "quiver"  # JetStream stream QUIVER_EVENTS, subjects quiver.events.<entity>.<op>
 
     def limits(self) -> Limits:
         return Limits(self.max_depth, self.max_nodes, self.max_limit, self.max_tokens)

@@ -9,6 +9,7 @@ depends on the server's fsync setting (scripts/services runs it with sync always
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import nats
@@ -16,15 +17,36 @@ from nats.js import JetStreamContext
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
-STREAM = "QUIVER_EVENTS"
-PREFIX = "quiver.events"
-DLQ_STREAM = "QUIVER_DLQ"
-DLQ_PREFIX = "quiver.dlq"
 _TOKEN = re.compile(r"[^A-Za-z0-9_-]")
 
 
-def subject(entity: str, op: str) -> str:
-    return f"{PREFIX}.{_TOKEN.sub('_', entity)}.{op}"
+@dataclass(frozen=True)
+class Topology:
+    """Stream and subject names under one namespace (``quiver`` by default; tests use their own)."""
+
+    namespace: str = "quiver"
+
+    @property
+    def stream(self) -> str:
+        return f"{self.namespace.upper()}_EVENTS"
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.namespace}.events"
+
+    @property
+    def dlq_stream(self) -> str:
+        return f"{self.namespace.upper()}_DLQ"
+
+    @property
+    def dlq_prefix(self) -> str:
+        return f"{self.namespace}.dlq"
+
+    def subject(self, entity: str, op: str) -> str:
+        return f"{self.prefix}.{_TOKEN.sub('_', entity)}.{op}"
+
+
+DEFAULT = Topology()
 
 
 async def connect(url: str, name: str = "quiver") -> tuple[Any, JetStreamContext]:
@@ -34,12 +56,13 @@ async def connect(url: str, name: str = "quiver") -> tuple[Any, JetStreamContext
     return nc, nc.jetstream(timeout=10)
 
 
-async def ensure_streams(js: JetStreamContext, duplicate_window: float = 900.0) -> None:
+async def ensure_streams(js: JetStreamContext, topology: Topology = DEFAULT,
+                         duplicate_window: float = 900.0) -> None:
     """Create (or update) the events stream and the dead-letter stream."""
     for config in (
-        StreamConfig(name=STREAM, subjects=[f"{PREFIX}.>"], storage=StorageType.FILE,
+        StreamConfig(name=topology.stream, subjects=[f"{topology.prefix}.>"], storage=StorageType.FILE,
                      retention=RetentionPolicy.LIMITS, duplicate_window=duplicate_window),
-        StreamConfig(name=DLQ_STREAM, subjects=[f"{DLQ_PREFIX}.>"], storage=StorageType.FILE,
+        StreamConfig(name=topology.dlq_stream, subjects=[f"{topology.dlq_prefix}.>"], storage=StorageType.FILE,
                      retention=RetentionPolicy.LIMITS, duplicate_window=duplicate_window),
     ):
         try:

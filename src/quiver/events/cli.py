@@ -61,10 +61,11 @@ def uninstall(database_url: DatabaseUrl = None,
 
 
 async def _run(settings: Settings, relay: bool, sinks: list[str]) -> None:
-    from quiver.events.consumer import SinkConsumer
+    from quiver.events.consumer import ConsumerSettings, SinkConsumer
     from quiver.events.relay import Relay, RelayConfig
     from quiver.events.sinks.registry import make_sink
 
+    topology = bus.Topology(settings.events_namespace)
     metrics = EventMetrics()
     if settings.events_metrics_port is not None:
         from prometheus_client import start_http_server
@@ -78,13 +79,13 @@ async def _run(settings: Settings, relay: bool, sinks: list[str]) -> None:
     connections = []
     if relay:
         config = RelayConfig(settings.database_url, settings.nats_url,
-                             retention_seconds=settings.outbox_retention_seconds)
+                             retention_seconds=settings.outbox_retention_seconds, topology=topology)
         tasks.append(asyncio.create_task(Relay(config, metrics).run(stop)))
     for name in sinks:
         nc, js = await bus.connect(settings.nats_url, name=f"quiver-sink-{name}")
         connections.append(nc)
-        tasks.append(asyncio.create_task(_consume_forever(SinkConsumer(js, make_sink(name, settings),
-                                                                       metrics=metrics), stop)))
+        consumer = SinkConsumer(js, make_sink(name, settings), ConsumerSettings(topology=topology), metrics)
+        tasks.append(asyncio.create_task(_consume_forever(consumer, stop)))
     await stop.wait()
     for task in tasks:
         task.cancel()
@@ -155,12 +156,13 @@ def status(database_url: DatabaseUrl = None) -> None:
     async def jetstream() -> None:
         nc, js = await bus.connect(settings.nats_url, name="quiver-status")
         try:
-            info = await js.stream_info(bus.STREAM)
+            topology = bus.Topology(settings.events_namespace)
+            info = await js.stream_info(topology.stream)
             table.add_row("jetstream", "messages", f"{info.state.messages:,}")
             table.add_row("jetstream", "last sequence", f"{info.state.last_seq:,}")
             for name in settings.sinks:
                 try:
-                    consumer = await js.consumer_info(bus.STREAM, f"quiver-sink-{name}")
+                    consumer = await js.consumer_info(topology.stream, f"quiver-sink-{name}")
                 except Exception:  # noqa: BLE001 - a sink that never ran has no consumer yet
                     table.add_row(f"sink {name}", "consumer", "not created yet")
                     continue
@@ -168,7 +170,7 @@ def status(database_url: DatabaseUrl = None) -> None:
                 table.add_row(f"sink {name}", "delivered, not acknowledged", f"{consumer.num_ack_pending:,}")
                 table.add_row(f"sink {name}", "redelivered", f"{consumer.num_redelivered:,}")
             try:
-                dlq = await js.stream_info(bus.DLQ_STREAM)
+                dlq = await js.stream_info(topology.dlq_stream)
                 table.add_row("dead letters", "messages", f"{dlq.state.messages:,}")
             except Exception:  # noqa: BLE001
                 pass

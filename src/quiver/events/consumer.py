@@ -14,7 +14,7 @@ import asyncio
 import logging
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -33,11 +33,12 @@ log = logging.getLogger("quiver.consumer")
 
 @dataclass
 class ConsumerSettings:
-    batch_max: int = 5000
+    batch_max: int = 40  # messages per fetch (each holds up to 500 events)
     batch_wait: float = 0.25  # seconds to fill a batch
     ack_wait: float = 60.0  # JetStream redelivers after this unless told the batch is in progress
     base_backoff: float = 0.2
     max_backoff: float = 10.0
+    topology: bus.Topology = field(default_factory=bus.Topology)
 
 
 @dataclass
@@ -59,13 +60,14 @@ class SinkConsumer:
     async def subscribe(self) -> Any:
         config = ConsumerConfig(
             durable_name=self.durable, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
-            ack_wait=self.settings.ack_wait, max_deliver=-1, max_ack_pending=self.settings.batch_max * 4,
+            ack_wait=self.settings.ack_wait, max_deliver=-1, max_ack_pending=self.settings.batch_max * 8,
         )
-        return await self.js.pull_subscribe(f"{bus.PREFIX}.>", durable=self.durable, stream=bus.STREAM,
+        topology = self.settings.topology
+        return await self.js.pull_subscribe(f"{topology.prefix}.>", durable=self.durable, stream=topology.stream,
                                             config=config)
 
     async def run(self, stop: asyncio.Event) -> None:
-        await bus.ensure_streams(self.js)
+        await bus.ensure_streams(self.js, self.settings.topology)
         await self.sink.setup()
         subscription = await self.subscribe()
         while not stop.is_set():
@@ -76,17 +78,14 @@ class SinkConsumer:
             await self.handle(messages, stop)
 
     async def handle(self, messages: list[Any], stop: asyncio.Event) -> None:
+        """Write the events of ``messages`` (each a JSON array of events), then acknowledge them."""
         delivered: dict[str, Delivered] = {}
-        duplicates = []
         for message in messages:
-            event = orjson.loads(message.data)
-            if event["event_id"] in delivered:
-                duplicates.append(message)  # the same event twice in one fetch: write it once
-            else:
-                delivered[event["event_id"]] = Delivered(message, event)
-        items = list(delivered.values())
-        await self.write(items, stop)
-        for message in [*(d.message for d in items), *duplicates]:
+            for event in orjson.loads(message.data):
+                # The same event twice (a republish, a redelivery) is written once.
+                delivered.setdefault(event["event_id"], Delivered(message, event))
+        await self.write(list(delivered.values()), stop)
+        for message in messages:
             await message.ack()
 
     async def write(self, items: list[Delivered], stop: asyncio.Event) -> None:
@@ -130,15 +129,15 @@ class SinkConsumer:
         event = item.event
         body = orjson.dumps({"sink": self.sink.name, "reason": reason,
                              "attempts": getattr(item.message.metadata, "num_delivered", 1), "event": event})
-        await self.js.publish(f"{bus.DLQ_PREFIX}.{self.sink.name}", body,
+        await self.js.publish(f"{self.settings.topology.dlq_prefix}.{self.sink.name}", body,
                               headers={"Nats-Msg-Id": f"{self.sink.name}:{event['event_id']}"})
         self.metrics.dead_lettered.labels(self.sink.name).inc()
         log.error("%s: event %s dead-lettered: %s", self.sink.name, event["event_id"], reason)
 
     async def _in_progress(self, items: list[Delivered]) -> None:
-        for item in items:
+        for message in {id(i.message): i.message for i in items}.values():
             try:
-                await item.message.in_progress()
+                await message.in_progress()
             except Exception:  # noqa: BLE001 - NATS may be down too; redelivery is then harmless
                 return
 

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -54,7 +54,9 @@ class RelayConfig:
     retention_seconds: float = 3600.0  # published rows kept this long, then pruned
     prune_every: float = 30.0
     max_backoff: float = 5.0
-    publish_window: int = 512  # publishes in flight at once
+    publish_window: int = 64  # messages in flight at once
+    events_per_message: int = 500
+    topology: bus.Topology = field(default_factory=bus.Topology)
 
 
 class Relay:
@@ -82,7 +84,7 @@ class Relay:
     async def _session(self, stop: asyncio.Event) -> None:
         nc, js = await bus.connect(self.config.nats_url, name="quiver-relay")
         try:
-            await bus.ensure_streams(js)
+            await bus.ensure_streams(js, self.config.topology)
             async with await psycopg.AsyncConnection.connect(self.config.database_url, autocommit=True) as conn:
                 wake = asyncio.Event()
                 listener = asyncio.create_task(self._listen(wake, stop))
@@ -123,11 +125,34 @@ class Relay:
                     await asyncio.wait_for(wake.wait(), self.config.poll_interval)
 
     async def _publish(self, js: JetStreamContext, rows: list[tuple[Any, ...]]) -> None:
+        """Publish ``rows`` (in seq order) as messages of up to ``events_per_message`` events each.
+
+        Consecutive events with the same entity and op share a message on their subject,
+        so one fsync covers many events; the message id names its exact seq range, so a
+        republished identical message is dropped by JetStream, and sinks dedupe per event.
+        """
+        messages: list[tuple[str, bytes, str]] = []
+        group: list[tuple[Any, ...]] = []
+
+        def flush() -> None:
+            if group:
+                first, last = group[0], group[-1]
+                msg_id = f"{first[2]}.{first[4]}.{first[0]}-{last[0]}.{len(group)}"
+                body = b"[" + b",".join(_body(r) for r in group) + b"]"
+                messages.append((self.config.topology.subject(first[2], first[4]), body, msg_id))
+                group.clear()
+
+        for row in rows:
+            if group and (row[2] != group[0][2] or row[4] != group[0][4]
+                          or len(group) >= self.config.events_per_message):
+                flush()
+            group.append(row)
+        flush()
         window = self.config.publish_window
-        for start in range(0, len(rows), window):
-            chunk = rows[start:start + window]
+        for start in range(0, len(messages), window):
             acks = await asyncio.gather(*(
-                js.publish(bus.subject(r[2], r[4]), _body(r), headers={"Nats-Msg-Id": r[1]}) for r in chunk
+                js.publish(subject, body, headers={"Nats-Msg-Id": msg_id})
+                for subject, body, msg_id in messages[start:start + window]
             ))
             duplicates = sum(1 for a in acks if a.duplicate)
             if duplicates:
