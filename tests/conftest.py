@@ -48,7 +48,7 @@ def ensure_demo_database(name: str, orders: int) -> str:
     url = database_url(name)
     with psycopg.connect(url) as conn:
         marker = conn.execute("SELECT obj_description(to_regclass('public.orders'), 'pg_class')").fetchone()
-        wanted = f"quiver demo orders={orders} seed=42"
+        wanted = f"quiver demo orders={orders} seed=42 schema=2"
         if marker is None or marker[0] != wanted:
             generate.install_schema(conn)
             generate.load(conn, orders)

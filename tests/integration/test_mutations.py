@@ -89,7 +89,7 @@ def test_foreign_key_and_bad_input_errors_are_clear(writable: tuple[Server, str]
     body = gql(server, """mutation { insertOrder(object: {uuid: "21111111-1111-4111-8111-111111111111",
         customerId: "999999", total: "1"}) { id } }""")
     assert body["errors"][0]["extensions"]["code"] == "CONSTRAINT_VIOLATION"
-    body = gql(server, "mutation { insertOrder(object: {customerId: \"1\", total: \"1\"}) { id } }")
-    assert "uuid" in body["errors"][0]["message"]  # required field missing: a validation error
+    body = gql(server, "mutation { insertOrder(object: {total: \"1\"}) { id } }")
+    assert "customerId" in body["errors"][0]["message"]  # required field missing: a validation error
     body = gql(server, 'mutation { updateOrders(where: {id: {eq: "1"}}, set: {}) { id } }')
     assert "names no column" in body["errors"][0]["message"]

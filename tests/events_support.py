@@ -1,0 +1,185 @@
+"""Running the event pipeline as real processes, and reading what each sink holds."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from quiver.events import bus
+from quiver.events.oracle import compare, source_events
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def nats_url() -> str:
+    return os.environ.get("QUIVER_NATS_URL", "nats://127.0.0.1:14222")
+
+
+def clickhouse_url() -> str:
+    return os.environ.get("QUIVER_CLICKHOUSE_URL", "http://127.0.0.1:18123")
+
+
+@dataclass
+class Pipeline:
+    """One isolated pipeline: its own database, JetStream namespace, chDB path and ClickHouse database."""
+
+    database_url: str
+    workdir: Path
+    namespace: str
+    sinks: tuple[str, ...] = ("chdb",)
+    clickhouse: str = field(default_factory=clickhouse_url)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def chdb_path(self) -> Path:
+        return self.workdir / "chdb"
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "QUIVER_DATABASE_URL": self.database_url, "QUIVER_NATS_URL": nats_url(),
+                "QUIVER_EVENTS_NAMESPACE": self.namespace, "QUIVER_CHDB_PATH": str(self.chdb_path),
+                "QUIVER_CLICKHOUSE_URL": self.clickhouse, "QUIVER_CLICKHOUSE_DATABASE": self.namespace,
+                "QUIVER_OUTBOX_RETENTION_SECONDS": "86400"}
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "quiver.cli", "events", *args], env=self.env(), cwd=ROOT,
+                              capture_output=True, text=True, timeout=120, check=True)
+
+    def start(self, name: str) -> None:
+        """Start ``relay`` or ``consume:<sink>`` as its own process."""
+        args = ["relay"] if name == "relay" else ["consume", "--sink", name.split(":", 1)[1]]
+        log = open(self.workdir / f"{name.replace(':', '-')}.log", "ab")  # noqa: SIM115 - kept open by the child
+        self.processes[name] = subprocess.Popen([sys.executable, "-m", "quiver.cli", "events", *args],
+                                                env=self.env(), cwd=ROOT, stdout=log, stderr=log)
+
+    def start_all(self) -> None:
+        self.start("relay")
+        for sink in self.sinks:
+            self.start(f"consume:{sink}")
+
+    def kill(self, name: str) -> None:
+        """SIGKILL, and wait until the process is really gone."""
+        process = self.processes.pop(name)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+
+    def stop(self, name: str) -> None:
+        process = self.processes.pop(name)
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def stop_all(self) -> None:
+        for name in list(self.processes):
+            self.stop(name)
+
+    def log(self, name: str) -> str:
+        path = self.workdir / f"{name.replace(':', '-')}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    # -- progress ------------------------------------------------------------------------
+    async def _consumer_state(self) -> dict[str, tuple[int, int]]:
+        topology = bus.Topology(self.namespace)
+        nc, js = await bus.connect(nats_url(), name="quiver-test")
+        try:
+            state = {}
+            for sink in self.sinks:
+                try:
+                    info = await js.consumer_info(topology.stream, f"quiver-sink-{sink}")
+                    state[sink] = (info.num_pending, info.num_ack_pending)
+                except Exception:  # noqa: BLE001 - not created yet
+                    state[sink] = (-1, -1)
+            return state
+        finally:
+            await nc.close()
+
+    def backlog(self) -> int:
+        import psycopg
+
+        with psycopg.connect(self.database_url) as conn:
+            row = conn.execute("SELECT count(*) FROM quiver.outbox WHERE published_at IS NULL").fetchone()
+        return int(row[0]) if row else 0
+
+    def wait_drained(self, timeout: float = 180.0) -> float:
+        """Until the outbox is published and every sink's consumer has nothing pending; returns seconds."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    raise AssertionError(f"{name} exited: {self.log(name)[-3000:]}")
+            if self.backlog() == 0:
+                state = asyncio.run(self._consumer_state())
+                if all(pending == 0 and unacked == 0 for pending, unacked in state.values()):
+                    return time.monotonic() - started
+            time.sleep(0.25)
+        logs = {name: self.log(name)[-2000:] for name in self.processes}
+        raise AssertionError(f"pipeline did not drain in {timeout}s: {asyncio.run(self._consumer_state())} {logs}")
+
+    # -- what the sinks hold -------------------------------------------------------------------
+    def chdb_rows(self) -> list[tuple[Any, ...]]:
+        """Read chDB in a child process: chDB allows one open path per process, so its consumer stops first."""
+        if "consume:chdb" in self.processes:
+            self.stop("consume:chdb")
+        sql = ("SELECT toString(event_id), seq, entity, entity_id, op, toUnixTimestamp64Micro(occurred_at), data, "
+               "changed, actor, tenant_id FROM quiver.events FINAL")
+        result = subprocess.run([sys.executable, "-m", "quiver.events.sinks.chdb", "--path", str(self.chdb_path),
+                                 "--query", sql], capture_output=True, timeout=120)
+        if result.returncode:
+            raise AssertionError(f"reading chDB failed: {result.stderr.decode(errors='replace')[-2000:]}")
+        table = pa.ipc.open_stream(result.stdout).read_all()
+        return [tuple(row.values()) for row in table.to_pylist()]
+
+    def clickhouse_rows(self) -> list[tuple[Any, ...]]:
+        from quiver.events.sinks.clickhouse import ClickHouseSink
+
+        async def read() -> list[tuple[Any, ...]]:
+            sink = ClickHouseSink(self.clickhouse, self.namespace)
+            try:
+                return await sink.visible_events()
+            finally:
+                await sink.close()
+
+        return asyncio.run(read())
+
+    def sink_rows(self, sink: str) -> list[tuple[Any, ...]]:
+        return self.chdb_rows() if sink == "chdb" else self.clickhouse_rows()
+
+    def check(self) -> dict[str, int]:
+        """The conservation oracle for every sink; returns the event count."""
+        source = source_events(self.database_url)
+        problems = []
+        for sink in self.sinks:
+            problems += compare(source, self.sink_rows(sink), sink)
+        assert not problems, "\n".join(problems)
+        return {"events": len(source)}
+
+    async def _cleanup(self) -> None:
+        topology = bus.Topology(self.namespace)
+        nc, js = await bus.connect(nats_url(), name="quiver-test")
+        try:
+            for stream in (topology.stream, topology.dlq_stream):
+                try:
+                    await js.delete_stream(stream)
+                except Exception:  # noqa: BLE001 - never created
+                    pass
+        finally:
+            await nc.close()
+
+    def cleanup(self) -> None:
+        self.stop_all()
+        asyncio.run(self._cleanup())
+        if "clickhouse" in self.sinks:
+            import httpx
+
+            httpx.post(self.clickhouse, params={"query": f"DROP DATABASE IF EXISTS {self.namespace}"}, timeout=30)
