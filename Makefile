@@ -10,6 +10,7 @@ DEMO_ARGS ?=
 .PHONY: demo test install services-start services-stop lint typecheck bench clean
 
 $(STAMP): pyproject.toml
+	scripts/install-system-deps
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
@@ -33,12 +34,14 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 test: $(STAMP)
+	scripts/install-system-deps
 	scripts/services start
 	$(VENV)/bin/ruff check src tests benchmarks scripts
 	$(VENV)/bin/mypy
 	eval "$$(scripts/services env)" && $(PY) -m pytest
 
 bench: $(STAMP)
+	scripts/install-system-deps
 	scripts/services start
 	eval "$$(scripts/services env)" && $(PY) benchmarks/json_plane.py
 

@@ -15,10 +15,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
+from quiver.embedded.clickhouse import ClickHouseServer  # noqa: E402
+from quiver.embedded.nats import EmbeddedNats  # noqa: E402
 from quiver.embedded.postgres import EmbeddedPostgres  # noqa: E402
 
 STATE = ROOT / ".services"
-POSTGRES_PORT = int(os.environ.get("QUIVER_PG_PORT", "15433"))  # override to run two checkouts side by side
+# Every port can be overridden to run two checkouts side by side.
+POSTGRES_PORT = int(os.environ.get("QUIVER_PG_PORT", "15433"))
+NATS_PORT = int(os.environ.get("QUIVER_NATS_PORT", "14222"))
+NATS_MONITOR_PORT = int(os.environ.get("QUIVER_NATS_MONITOR_PORT", "18222"))
+CLICKHOUSE_HTTP_PORT = int(os.environ.get("QUIVER_CLICKHOUSE_HTTP_PORT", "18123"))
+CLICKHOUSE_TCP_PORT = int(os.environ.get("QUIVER_CLICKHOUSE_TCP_PORT", "19000"))
 TEST_DATABASE = "quiver"
 
 
@@ -26,9 +33,23 @@ def postgres() -> EmbeddedPostgres:
     return EmbeddedPostgres(STATE / "postgres", POSTGRES_PORT)
 
 
+def nats() -> EmbeddedNats:
+    return EmbeddedNats(STATE / "nats", NATS_PORT, NATS_MONITOR_PORT)
+
+
+def clickhouse() -> ClickHouseServer:
+    return ClickHouseServer(STATE / "clickhouse", CLICKHOUSE_HTTP_PORT, CLICKHOUSE_TCP_PORT)
+
+
+def _started(name: str, address: str, pid: int | None, began: float, was_running: bool) -> None:
+    how = "already running" if was_running else f"in {time.monotonic() - began:.2f}s"
+    print(f"{name:<10} ready on {address} (pid {pid}) {how}")
+
+
 def start() -> None:
     pg = postgres()
     began = time.monotonic()
+    was_running = pg.pid() is not None
     pg.start()
     deadline = time.monotonic() + 60
     while not pg.ready():
@@ -36,22 +57,50 @@ def start() -> None:
             raise SystemExit(f"postgres did not become ready; see {pg.log_file}")
         time.sleep(0.1)
     pg.create_database(TEST_DATABASE)
-    print(f"postgres  ready on 127.0.0.1:{POSTGRES_PORT} (pid {pg.pid()}) in {time.monotonic() - began:.1f}s")
+    _started("postgres", f"127.0.0.1:{POSTGRES_PORT}", pg.pid(), began, was_running)
+
+    for name, server, address in (
+        ("nats", nats(), f"127.0.0.1:{NATS_PORT} (monitor :{NATS_MONITOR_PORT})"),
+        ("clickhouse", clickhouse(), f"127.0.0.1:{CLICKHOUSE_HTTP_PORT} (tcp :{CLICKHOUSE_TCP_PORT})"),
+    ):
+        began = time.monotonic()
+        was_running = server.pid() is not None
+        try:
+            server.start()  # waits until ready
+        except RuntimeError as error:
+            raise SystemExit(f"{name} did not start: {error}") from error
+        _started(name, address, server.pid(), began, was_running)
 
 
 def stop() -> None:
+    for name, server in (("clickhouse", clickhouse()), ("nats", nats())):
+        pid = server.pid()
+        server.stop()
+        print(f"{name:<10} stopped (was pid {pid})" if pid else f"{name:<10} not running")
     pg = postgres()
     pid = pg.pid()
     pg.stop()
-    print(f"postgres  stopped (was pid {pid})" if pid else "postgres  not running")
+    print(f"{'postgres':<10} stopped (was pid {pid})" if pid else f"{'postgres':<10} not running")
 
 
 def status() -> int:
+    down = 0
     pg = postgres()
     pid = pg.pid()
     ready = pid is not None and pg.ready()
-    print(f"postgres  {'ready' if ready else 'down'}  127.0.0.1:{POSTGRES_PORT}  pid={pid}  data={pg.data_dir}")
-    return 0 if ready else 1
+    down += not ready
+    print(f"{'postgres':<10} {'ready' if ready else 'down'}  127.0.0.1:{POSTGRES_PORT}  pid={pid}  data={pg.data_dir}")
+    nats_server = nats()
+    pid = nats_server.pid()
+    ready = pid is not None and nats_server.ready()
+    down += not ready
+    print(f"{'nats':<10} {'ready' if ready else 'down'}  {nats_server.url}  pid={pid}  data={nats_server.root}")
+    ch = clickhouse()
+    pid = ch.pid()
+    ready = pid is not None and ch.ready()
+    down += not ready
+    print(f"{'clickhouse':<10} {'ready' if ready else 'down'}  {ch.url}  pid={pid}  data={ch.root}")
+    return 1 if down else 0
 
 
 def env() -> None:
@@ -59,6 +108,9 @@ def env() -> None:
     print(f"export QUIVER_DATABASE_URL={pg.url(TEST_DATABASE)}")
     print(f"export QUIVER_TEST_ADMIN_URL={pg.url('postgres')}")
     print(f"export QUIVER_TEST_DATABASE_URL={pg.url('postgres')}")
+    print(f"export QUIVER_NATS_URL={nats().url}")
+    print(f"export QUIVER_NATS_MONITOR_URL={nats().monitor_url}")
+    print(f"export QUIVER_CLICKHOUSE_URL={clickhouse().url}")
 
 
 def main() -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -169,10 +170,8 @@ class Pipeline:
         nc, js = await bus.connect(nats_url(), name="quiver-test")
         try:
             for stream in (topology.stream, topology.dlq_stream):
-                try:
+                with contextlib.suppress(Exception):  # never created
                     await js.delete_stream(stream)
-                except Exception:  # noqa: BLE001 - never created
-                    pass
         finally:
             await nc.close()
 
