@@ -6,7 +6,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import psycopg
 import typer
@@ -14,6 +14,9 @@ import uvicorn
 from rich.console import Console
 
 from quiver.config import Settings
+
+if TYPE_CHECKING:
+    from quiver.events.runner import BackgroundPipeline
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="GraphQL, Arrow and events over PostgreSQL.")
 console = Console()
@@ -61,6 +64,7 @@ def demo(
     port: Annotated[int, typer.Option(help="HTTP port")] = 8000,
     flight_port: Annotated[int, typer.Option(help="Arrow Flight port")] = 8815,
     pg_port: Annotated[int, typer.Option(help="Port of the embedded PostgreSQL")] = 15434,
+    nats_port: Annotated[int, typer.Option(help="Port of the embedded NATS (JetStream)")] = 14322,
     data_dir: Annotated[Path, typer.Option(help="Where the embedded PostgreSQL keeps its data")] = Path(".quiver-demo"),
     reload: Annotated[bool, typer.Option(help="Regenerate the demo data even if present")] = False,
     exit_after_tour: Annotated[bool, typer.Option(help="Stop after the tour instead of serving")] = False,
@@ -68,39 +72,48 @@ def demo(
     """Embedded PostgreSQL, demo data, the server and a tour of example queries."""
     from quiver.demo import generate
     from quiver.demo.tour import run_tour
+    from quiver.embedded.nats import EmbeddedNats
     from quiver.embedded.postgres import EmbeddedPostgres
 
-    pg = EmbeddedPostgres(data_dir.resolve() / "postgres", pg_port)
-    console.print(f"[bold]1/4[/] starting embedded PostgreSQL on 127.0.0.1:{pg_port} ({pg.data_dir})")
+    root = data_dir.resolve()
+    pg = EmbeddedPostgres(root / "postgres", pg_port)
+    nats = EmbeddedNats(root / "nats", nats_port, nats_port + 1)
+    console.print(f"[bold]1/5[/] starting embedded PostgreSQL on 127.0.0.1:{pg_port} and NATS JetStream on "
+                  f"127.0.0.1:{nats_port} (data in {root})")
     pg.start()
     server: uvicorn.Server | None = None
+    pipeline: BackgroundPipeline | None = None
     try:
+        nats.start()
         pg.create_database("quiver_demo")
         url = pg.url("quiver_demo")
         with psycopg.connect(url) as conn:
             loaded = conn.execute("SELECT to_regclass('public.orders') IS NOT NULL").fetchone()
             count = conn.execute("SELECT count(*) FROM orders").fetchone() if loaded and loaded[0] else None
             if reload or count is None or count[0] < orders:
-                console.print(f"[bold]2/4[/] loading {orders:,} demo orders with COPY")
+                console.print(f"[bold]2/5[/] loading {orders:,} demo orders with COPY")
                 began = time.perf_counter()
                 generate.install_schema(conn)
                 counts = generate.load(conn, orders)
                 conn.commit()
                 console.print(f"      {counts} in {time.perf_counter() - began:.1f} s")
             else:
-                console.print(f"[bold]2/4[/] demo data already loaded ({count[0]:,} orders); --reload to redo")
-        settings = Settings(database_url=url, port=port, flight_port=flight_port)
+                console.print(f"[bold]2/5[/] demo data already loaded ({count[0]:,} orders); --reload to redo")
+        settings = Settings(database_url=url, port=port, flight_port=flight_port, nats_url=nats.url,
+                            chdb_path=str(root / "chdb"))
+        pipeline = _start_events(settings)
         server = _server(settings)
         thread = threading.Thread(target=server.run, daemon=True)
-        console.print(f"[bold]3/4[/] starting Quiver on http://127.0.0.1:{port}")
+        console.print(f"[bold]4/5[/] starting Quiver on http://127.0.0.1:{port}")
         thread.start()
         deadline = time.monotonic() + 60
         while not server.started:
             if not thread.is_alive() or time.monotonic() > deadline:
                 raise typer.Exit(code=1)
             time.sleep(0.05)
-        console.print("[bold]4/4[/] a tour of example queries")
+        console.print("[bold]5/5[/] a tour of example queries")
         run_tour(f"http://127.0.0.1:{port}", console, f"grpc://127.0.0.1:{flight_port}")
+        _events_step(settings, pipeline)
         console.rule()
         console.print(f"GraphiQL: [link]http://127.0.0.1:{port}/graphql[/link]  (open it in a browser)")
         if not exit_after_tour:
@@ -114,8 +127,54 @@ def demo(
         if server is not None:
             server.should_exit = True
             time.sleep(0.3)
-        console.print("stopping embedded PostgreSQL")
+        if pipeline is not None:
+            pipeline.stop()
+        console.print("stopping embedded NATS and PostgreSQL")
+        nats.stop()
         pg.stop()
+
+
+def _start_events(settings: Settings) -> BackgroundPipeline:
+    """Capture changes of every demo table and run the relay and the chDB sink beside the server."""
+    from quiver.events import capture
+    from quiver.events.runner import BackgroundPipeline
+    from quiver.events.sinks.chdb import ChdbSink
+    from quiver.schema.introspect import introspect
+
+    with psycopg.connect(settings.database_url) as conn:
+        tables = [e for e in introspect(conn, settings.schemas).entities.values() if not e.is_view]
+        capture.install(conn, tables)
+    console.print("[bold]3/5[/] capturing changes: outbox → NATS JetStream → chDB (embedded ClickHouse)")
+    pipeline = BackgroundPipeline(settings, [ChdbSink(Path(settings.chdb_path))])
+    pipeline.start()
+    return pipeline
+
+
+def _events_step(settings: Settings, pipeline: BackgroundPipeline) -> None:
+    """Change some rows and show their events arriving in chDB."""
+    console.rule("Every change is an event: outbox → JetStream → chDB")
+    with psycopg.connect(settings.database_url) as conn:
+        conn.execute("UPDATE orders SET status = 'shipped', shipped_on = current_date WHERE status = 'paid' "
+                     "AND id <= 300")
+        conn.execute("INSERT INTO customers (email, name) SELECT 'demo' || g || '@example.com', 'Demo ' || g "
+                     "FROM generate_series(1, 50) AS g")
+        conn.commit()
+        row = conn.execute("SELECT count(*) FROM quiver.outbox").fetchone()
+    wanted = int(row[0]) if row else 0
+    sink = pipeline.sinks[0]
+    deadline = time.monotonic() + 60
+    seen = 0
+    while time.monotonic() < deadline:
+        seen = sink.query_arrow("SELECT count() AS n FROM quiver.events FINAL").column("n")[0].as_py()  # type: ignore[attr-defined]
+        if seen >= wanted:
+            break
+        time.sleep(0.2)
+    table = sink.query_arrow(  # type: ignore[attr-defined]
+        "SELECT entity, op, count() AS events, max(occurred_at) AS latest FROM quiver.events FINAL "
+        "GROUP BY entity, op ORDER BY entity, op")
+    console.print(f"{seen:,} of {wanted:,} captured events are in chDB:")
+    for record in table.to_pylist():
+        console.print(f"  {record['entity']:<12} {record['op']:<7} {record['events']:>6}   latest {record['latest']}")
 
 
 @app.command()

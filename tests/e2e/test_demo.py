@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,7 +17,8 @@ from tests.conftest import ROOT, free_port
 def demo_command(tmp_path: Path, *extra: str) -> tuple[list[str], int, int]:
     port, pg_port = free_port(), free_port()
     command = [sys.executable, "-m", "quiver.cli", "demo", "--orders", "1000", "--port", str(port),
-               "--flight-port", str(free_port()), "--pg-port", str(pg_port), "--data-dir", str(tmp_path / "demo"),
+               "--flight-port", str(free_port()), "--pg-port", str(pg_port), "--nats-port", str(free_port()),
+               "--data-dir", str(tmp_path / "demo"),
                *extra]
     return command, port, pg_port
 
@@ -28,8 +30,10 @@ def test_make_demo_runs_the_tour_and_exits(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     out = result.stdout
     for step in ("starting embedded PostgreSQL", "loading 1,000 demo orders", "a tour of example queries",
-                 "insertOrder", "MB of JSON", "Arrow Flight", f"GraphiQL: http://127.0.0.1:{port}/graphql"):
+                 "insertOrder", "MB of JSON", "Arrow Flight", "captured events are in chDB", f"GraphiQL: http://127.0.0.1:{port}/graphql"):
         assert step in out, step
+    seen, wanted = re.search(r"([\d,]+) of ([\d,]+) captured events are in chDB", out).groups()  # type: ignore[union-attr]
+    assert seen == wanted and int(wanted.replace(",", "")) > 0  # every change arrived
     assert EmbeddedPostgres(tmp_path / "demo" / "postgres", pg_port).pid() is None  # stopped cleanly
 
     # A second run reuses the data instead of loading it again.
@@ -54,5 +58,5 @@ def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
     process.send_signal(signal.SIGINT)
     rest = process.communicate(timeout=60)[0]
     assert process.returncode == 0, rest
-    assert "stopping embedded PostgreSQL" in rest
+    assert "stopping embedded NATS and PostgreSQL" in rest
     assert pg.pid() is None

@@ -52,4 +52,5 @@ def batch_to_events(batch: pa.RecordBatch) -> list[dict[str, Any]]:
         EVENT_SCHEMA.get_field_index("occurred_at"), "occurred_at",
         batch.column("occurred_at").cast(pa.int64()),
     )
-    return table.to_pylist()
+    events: list[dict[str, Any]] = table.to_pylist()
+    return events

@@ -94,6 +94,6 @@ def _flight_step(flight_url: str, console: Console) -> None:
     table = flight.connect(flight_url).do_get(flight.Ticket(orjson.dumps({"kind": "graphql", "query": query})))
     result = table.read_all()
     seconds = time.perf_counter() - started
-    console.print(str(result.schema))
+    console.print(str(result.schema), markup=False)
     console.print(f"{result.num_rows:,} rows as a pyarrow.Table in {seconds:.2f} s over {flight_url}; "
                   "try quiver.client.Client(url).to_pandas(query)")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 from typing import Annotated, Any
@@ -61,11 +60,9 @@ def uninstall(database_url: DatabaseUrl = None,
 
 
 async def _run(settings: Settings, relay: bool, sinks: list[str]) -> None:
-    from quiver.events.consumer import ConsumerSettings, SinkConsumer
-    from quiver.events.relay import Relay, RelayConfig
+    from quiver.events.runner import run_pipeline
     from quiver.events.sinks.registry import make_sink
 
-    topology = bus.Topology(settings.events_namespace)
     metrics = EventMetrics()
     if settings.events_metrics_port is not None:
         from prometheus_client import start_http_server
@@ -75,40 +72,8 @@ async def _run(settings: Settings, relay: bool, sinks: list[str]) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    tasks = []
-    connections = []
-    if relay:
-        config = RelayConfig(settings.database_url, settings.nats_url,
-                             retention_seconds=settings.outbox_retention_seconds, topology=topology)
-        tasks.append(asyncio.create_task(Relay(config, metrics).run(stop)))
-    for name in sinks:
-        nc, js = await bus.connect(settings.nats_url, name=f"quiver-sink-{name}")
-        connections.append(nc)
-        consumer = SinkConsumer(js, make_sink(name, settings), ConsumerSettings(topology=topology), metrics)
-        tasks.append(asyncio.create_task(_consume_forever(consumer, stop)))
-    await stop.wait()
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    for nc in connections:
-        await nc.close()
-
-
-async def _consume_forever(consumer: Any, stop: asyncio.Event) -> None:
-    """Run a consumer; if NATS or the sink setup fails, retry (events wait in JetStream)."""
-    log = logging.getLogger("quiver.consumer")
-    delay = 0.2
-    while not stop.is_set():
-        try:
-            await consumer.run(stop)
-            return
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:  # noqa: BLE001 - logged and retried
-            log.warning("%s: %s: %s; restarting in %.1fs", consumer.sink.name, type(error).__name__, error, delay)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-            delay = min(delay * 2, 5.0)
+    await run_pipeline(settings, relay=relay, sinks=[make_sink(n, settings) for n in sinks], stop=stop,
+                       metrics=metrics)
 
 
 def _logging() -> None:

@@ -49,7 +49,7 @@ def session(path: Path) -> Any:
             if _SESSIONS:
                 raise RuntimeError(f"chDB is already open at {next(iter(_SESSIONS))}; one path per process")
             path.mkdir(parents=True, exist_ok=True)
-            _SESSIONS[key] = chdb_session.Session(key)
+            _SESSIONS[key] = chdb_session.Session(key)  # type: ignore[no-untyped-call]
         return _SESSIONS[key]
 
 
