@@ -69,6 +69,8 @@ def start() -> None:
             server.start()  # waits until ready
         except RuntimeError as error:
             raise SystemExit(f"{name} did not start: {error}") from error
+        if not server.ready():  # running, but not as configured now (e.g. another port)
+            raise SystemExit(f"{name} runs (pid {server.pid()}) but is not ready on {address}; stop it first")
         _started(name, address, server.pid(), began, was_running)
 
 

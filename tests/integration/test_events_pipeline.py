@@ -19,7 +19,7 @@ from quiver.demo.changes import concurrent_updates, mixed_changes, out_of_order_
 from quiver.events.oracle import compare, source_events
 from tests.events_support import Pipeline
 
-SINKS = ("chdb",)  # the ClickHouse server joins when its sink lands
+SINKS = ("chdb", "clickhouse")
 
 
 @pytest.fixture()
