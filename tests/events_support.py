@@ -105,6 +105,10 @@ class Pipeline:
         finally:
             await nc.close()
 
+    def consumer_state(self) -> dict[str, tuple[int, int]]:
+        """Per sink: (messages not yet delivered, delivered but not acknowledged)."""
+        return asyncio.run(self._consumer_state())
+
     def backlog(self) -> int:
         import psycopg
 
@@ -181,4 +185,5 @@ class Pipeline:
         if "clickhouse" in self.sinks:
             import httpx
 
-            httpx.post(self.clickhouse, params={"query": f"DROP DATABASE IF EXISTS {self.namespace}"}, timeout=30)
+            with contextlib.suppress(httpx.HTTPError):  # a private server may already be stopped
+                httpx.post(self.clickhouse, params={"query": f"DROP DATABASE IF EXISTS {self.namespace}"}, timeout=30)
