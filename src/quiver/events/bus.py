@@ -43,10 +43,15 @@ class Topology:
         return f"{self.namespace}.dlq"
 
     def subject(self, entity: str, op: str) -> str:
-        return f"{self.prefix}.{_TOKEN.sub('_', entity)}.{op}"
+        return f"{self.prefix}.{entity_token(entity)}.{op}"
 
 
 DEFAULT = Topology()
+
+
+def entity_token(entity: str) -> str:
+    """An entity name as one subject token."""
+    return _TOKEN.sub("_", entity)
 
 
 async def connect(url: str, name: str = "quiver") -> tuple[Any, JetStreamContext]:

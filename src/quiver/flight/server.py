@@ -17,12 +17,15 @@ import pyarrow as pa
 import pyarrow.flight as flight
 from graphql import GraphQLSchema
 
+from quiver.arrow.events import EVENT_SCHEMA
 from quiver.config import Settings
 from quiver.db import AdbcPool
 from quiver.errors import code_for, database_error, sqlstate_of
+from quiver.events import bus
 from quiver.execute.arrow_plane import ArrowQuery, ArrowRequestError, data_root
 from quiver.flight import tickets
 from quiver.flight.auth import BearerMiddlewareFactory
+from quiver.flight.events import EventsTicket, event_batches
 from quiver.flight.ingest import IngestError, ingest
 from quiver.plan import nodes
 from quiver.plan.build import PlanError, prepare
@@ -79,7 +82,7 @@ class QuiverFlightServer(flight.FlightServerBase):  # type: ignore[misc]
                 return entity
         raise KeyError(f"no table or view named {name!r}")
 
-    def resolve(self, ticket: tickets.Ticket) -> ArrowQuery:
+    def resolve(self, ticket: Any) -> ArrowQuery:
         try:
             if isinstance(ticket, tickets.GraphQLTicket):
                 prepared = prepare(self.schema, ticket.query, ticket.variables, ticket.operation_name,
@@ -93,7 +96,7 @@ class QuiverFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         except KeyError as error:
             raise KeyError(f"not found: {error.args[0]}") from None
 
-    def from_descriptor(self, descriptor: flight.FlightDescriptor) -> tickets.Ticket:
+    def from_descriptor(self, descriptor: flight.FlightDescriptor) -> Any:
         if descriptor.descriptor_type == flight.DescriptorType.PATH:
             if len(descriptor.path) != 1:
                 raise pa.ArrowInvalid("a path descriptor names one table or view")
@@ -109,8 +112,12 @@ class QuiverFlightServer(flight.FlightServerBase):  # type: ignore[misc]
             parsed = tickets.parse(ticket.ticket)
         except tickets.TicketError as error:
             raise pa.ArrowInvalid(str(error)) from None
-        query = self.resolve(parsed)
         options = pa.ipc.IpcWriteOptions(compression=parsed.compression)
+        if isinstance(parsed, EventsTicket):
+            topology = bus.Topology(self.settings.events_namespace)
+            stream = event_batches(self.settings.nats_url, topology, parsed)
+            return flight.RecordBatchStream(pa.RecordBatchReader.from_batches(EVENT_SCHEMA, stream), options=options)
+        query = self.resolve(parsed)
         # RecordBatchStream (unlike GeneratorStream) writes dictionary batches for enum columns.
         reader = pa.RecordBatchReader.from_batches(query.schema, self._guarded(query))
         return flight.RecordBatchStream(reader, options=options)
@@ -130,10 +137,16 @@ class QuiverFlightServer(flight.FlightServerBase):  # type: ignore[misc]
             batches.close()  # a client that went away cancels the PostgreSQL statement
 
     def get_schema(self, context: Any, descriptor: flight.FlightDescriptor) -> flight.SchemaResult:
-        return flight.SchemaResult(self.resolve(self.from_descriptor(descriptor)).schema)
+        ticket = self.from_descriptor(descriptor)
+        if isinstance(ticket, EventsTicket):
+            return flight.SchemaResult(EVENT_SCHEMA)
+        return flight.SchemaResult(self.resolve(ticket).schema)
 
     def get_flight_info(self, context: Any, descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
         ticket = self.from_descriptor(descriptor)
+        if isinstance(ticket, EventsTicket):
+            endpoint = flight.FlightEndpoint(ticket.encode(), [])
+            return flight.FlightInfo(EVENT_SCHEMA, descriptor, [endpoint], -1, -1)
         query = self.resolve(ticket)
         if isinstance(ticket, tickets.EntityTicket) and ticket.range is None:
             entity = self.entity(ticket.entity)

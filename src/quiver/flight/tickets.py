@@ -61,6 +61,19 @@ class EntityTicket:
 Ticket = GraphQLTicket | EntityTicket
 
 
+def parse_events(body: dict[str, Any], compression: str | None) -> Any:
+    from quiver.flight.events import EventsTicket
+
+    entity, from_seq, follow = body.get("entity"), body.get("from_seq", 0), body.get("follow", False)
+    if entity is not None and not isinstance(entity, str):
+        raise TicketError("`entity` must be a string")
+    if not isinstance(from_seq, int) or isinstance(from_seq, bool) or from_seq < 0:
+        raise TicketError("`from_seq` must be a non-negative integer")
+    if not isinstance(follow, bool):
+        raise TicketError("`follow` must be true or false")
+    return EventsTicket(entity, from_seq, follow, compression)
+
+
 def parse(raw: bytes) -> Ticket:
     try:
         body = orjson.loads(raw)
@@ -88,4 +101,6 @@ def parse(raw: bytes) -> Ticket:
         if bounds is not None and (not isinstance(bounds, list) or len(bounds) != 2):
             raise TicketError("`range` must be [low, high]")
         return EntityTicket(entity, tuple(bounds) if bounds is not None else None, compression)
-    raise TicketError(f"unknown ticket kind {kind!r}; expected 'graphql' or 'entity'")
+    if kind == "events":
+        return parse_events(body, compression)  # type: ignore[no-any-return]
+    raise TicketError(f"unknown ticket kind {kind!r}; expected 'graphql', 'entity' or 'events'")
