@@ -19,7 +19,7 @@ import pyarrow as pa
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from quiver.arrow.events import EVENT_SCHEMA, events_to_batch
+from quiver.arrow.events import events_to_batch
 from quiver.events import bus
 
 
