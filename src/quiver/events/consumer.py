@@ -25,6 +25,8 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from quiver.arrow.events import events_to_batch
 from quiver.events import bus
+from quiver.events.breaker import CircuitBreaker, State
+from quiver.events.dedup import RedisDedup
 from quiver.events.metrics import EventMetrics
 from quiver.events.sinks.base import PermanentError, RetryableError, Sink
 
@@ -38,6 +40,7 @@ class ConsumerSettings:
     ack_wait: float = 60.0  # JetStream redelivers after this unless told the batch is in progress
     base_backoff: float = 0.2
     max_backoff: float = 10.0
+    breaker_threshold: int = 3  # consecutive failures that open the circuit
     topology: bus.Topology = field(default_factory=bus.Topology)
 
 
@@ -49,13 +52,19 @@ class Delivered:
 
 class SinkConsumer:
     def __init__(self, js: JetStreamContext, sink: Sink, settings: ConsumerSettings | None = None,
-                 metrics: EventMetrics | None = None) -> None:
+                 metrics: EventMetrics | None = None, dedup: RedisDedup | None = None) -> None:
         self.js = js
         self.sink = sink
         self.settings = settings or ConsumerSettings()
         self.metrics = metrics or EventMetrics()
+        self.dedup = dedup
         self.durable = f"quiver-sink-{sink.name}"
         self.written = 0
+        gauge = self.metrics.breaker.labels(sink.name)
+        gauge.set(State.CLOSED)
+        self.breaker = CircuitBreaker(threshold=self.settings.breaker_threshold,
+                                      cooldown=self.settings.base_backoff, max_cooldown=self.settings.max_backoff,
+                                      on_change=lambda state: gauge.set(state))
 
     async def subscribe(self) -> Any:
         config = ConsumerConfig(
@@ -84,7 +93,14 @@ class SinkConsumer:
             for event in orjson.loads(message.data):
                 # The same event twice (a republish, a redelivery) is written once.
                 delivered.setdefault(event["event_id"], Delivered(message, event))
-        await self.write(list(delivered.values()), stop)
+        if self.dedup is not None:
+            for event_id in await self.dedup.seen(list(delivered)):
+                del delivered[event_id]
+        items = list(delivered.values())
+        if items:
+            await self.write(items, stop)
+            if self.dedup is not None:
+                await self.dedup.mark([i.event["event_id"] for i in items])
         for message in messages:
             await message.ack()
 
@@ -94,26 +110,32 @@ class SinkConsumer:
         batch = events_to_batch([d.event for d in items])
         last_progress = time.monotonic()
         while True:
+            wait = self.breaker.wait_time()
+            while wait > 0:  # the circuit is open: no write until the next probe
+                await asyncio.sleep(min(wait, self.settings.ack_wait / 3))
+                await self._in_progress(items)
+                last_progress = time.monotonic()
+                wait = self.breaker.wait_time()
             try:
                 await self.sink.write(batch)
             except RetryableError as error:
                 attempt += 1
+                self.breaker.failure()
                 self.metrics.retried.labels(self.sink.name).inc()
                 delay = min(self.settings.max_backoff, self.settings.base_backoff * 2 ** min(attempt, 16))
                 delay *= random.uniform(0.5, 1.0)
-                log.warning("%s: retryable failure (%s), attempt %d, next in %.2fs",
-                            self.sink.name, error, attempt, delay)
+                log.warning("%s: retryable failure (%s), attempt %d, circuit %s, next in %.2fs",
+                            self.sink.name, error, attempt, self.breaker.state.name, delay)
                 if time.monotonic() - last_progress > self.settings.ack_wait / 3:
                     await self._in_progress(items)
                     last_progress = time.monotonic()
                 await asyncio.sleep(delay)
-                if time.monotonic() - last_progress > self.settings.ack_wait / 3:
-                    await self._in_progress(items)
-                    last_progress = time.monotonic()
                 continue
             except PermanentError as error:
+                self.breaker.success()  # the sink answered: it is up
                 await self._isolate(items, error, stop)
                 return
+            self.breaker.success()
             break
         self._account(batch)
 

@@ -21,5 +21,11 @@ class EventMetrics:
                                      ["sink"], registry=r)
         self.pending = Gauge("quiver_consumer_pending", "Events in JetStream not yet delivered to the sink.",
                              ["sink"], registry=r)
+        self.breaker = Gauge("quiver_sink_breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open.",
+                             ["sink"], registry=r)
+        self.dedup_up = Gauge("quiver_dedup_up", "1 while Redis dedup works for the sink, 0 while it is off.",
+                              ["sink"], registry=r)
+        self.dedup_skipped = Counter("quiver_dedup_skipped", "Events not rewritten because Redis knew them.",
+                                     ["sink"], registry=r)
         self.lag = Histogram("quiver_sink_lag_seconds", "From the change (occurred_at) to the sink's write.",
                              ["sink"], registry=r, buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300))

@@ -11,6 +11,7 @@ from typing import Any
 from quiver.config import Settings
 from quiver.events import bus
 from quiver.events.consumer import ConsumerSettings, SinkConsumer
+from quiver.events.dedup import RedisDedup
 from quiver.events.metrics import EventMetrics
 from quiver.events.relay import Relay, RelayConfig
 from quiver.events.sinks.base import Sink
@@ -32,7 +33,10 @@ async def run_pipeline(settings: Settings, *, relay: bool, sinks: list[Sink], st
     for sink in sinks:
         nc, js = await bus.connect(settings.nats_url, name=f"quiver-sink-{sink.name}")
         connections.append(nc)
-        consumer = SinkConsumer(js, sink, ConsumerSettings(topology=topology), metrics)
+        dedup = None
+        if settings.redis_url:
+            dedup = RedisDedup(settings.redis_url, sink.name, ttl_seconds=settings.dedup_ttl_seconds, metrics=metrics)
+        consumer = SinkConsumer(js, sink, ConsumerSettings(topology=topology), metrics, dedup)
         tasks.append(asyncio.create_task(consume_forever(consumer, stop)))
     await stop.wait()
     for task in tasks:
