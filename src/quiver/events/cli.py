@@ -147,3 +147,51 @@ def status(database_url: DatabaseUrl = None) -> None:
     except Exception as error:  # noqa: BLE001 - status still shows what it could read
         table.add_row("jetstream", "unreachable", str(error))
     console.print(table)
+
+
+dlq_app = typer.Typer(no_args_is_help=True, help="Dead letters: events a sink refused for good.")
+app.add_typer(dlq_app, name="dlq")
+
+
+@dlq_app.command("list")
+def dlq_list(sink: Annotated[str | None, typer.Option(help="Only this sink's dead letters")] = None) -> None:
+    """Show dead letters: sink, reason, attempts, event."""
+    from quiver.events.dlq import dead_letters
+
+    settings = _settings()
+
+    async def read() -> list[Any]:
+        nc, js = await bus.connect(settings.nats_url, name="quiver-dlq")
+        try:
+            return await dead_letters(js, bus.Topology(settings.events_namespace), sink)
+        finally:
+            await nc.close()
+
+    letters = asyncio.run(read())
+    table = Table("#", "sink", "event", "entity", "op", "seq", "attempts", "reason")
+    for letter in letters:
+        event = letter.event
+        table.add_row(str(letter.stream_seq), letter.sink, event["event_id"], event["entity"], event["op"],
+                      str(event["seq"]), str(letter.attempts), letter.reason[:200])
+    console.print(table)
+    console.print(f"{len(letters)} dead letter(s)")
+
+
+@dlq_app.command("replay")
+def dlq_replay(sink: Annotated[str, typer.Option(help="The sink whose dead letters to write again")]) -> None:
+    """Write a sink's dead letters into it again (after a fix); each is removed once accepted."""
+    from quiver.events.dlq import replay
+    from quiver.events.sinks.registry import make_sink
+
+    settings = _settings()
+
+    async def run() -> int:
+        nc, js = await bus.connect(settings.nats_url, name="quiver-dlq")
+        target = make_sink(sink, settings)
+        try:
+            return await replay(js, bus.Topology(settings.events_namespace), target)
+        finally:
+            await target.close()
+            await nc.close()
+
+    console.print(f"replayed {asyncio.run(run())} dead letter(s) into {sink}")
