@@ -44,6 +44,8 @@ bench: $(STAMP)
 	scripts/install-system-deps
 	scripts/services start
 	eval "$$(scripts/services env)" && $(PY) benchmarks/json_plane.py
+	eval "$$(scripts/services env)" && $(PY) benchmarks/query_planes.py
+	eval "$$(scripts/services env)" && $(PY) benchmarks/events.py
 
 clean: services-stop
 	rm -rf .services

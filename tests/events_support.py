@@ -38,6 +38,10 @@ class Pipeline:
     namespace: str
     sinks: tuple[str, ...] = ("chdb",)
     clickhouse: str = field(default_factory=clickhouse_url)
+    nats: str = field(default_factory=nats_url)
+    redis: str | None = None
+    opensearch: str | None = None
+    metrics_ports: dict[str, int] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
@@ -45,7 +49,11 @@ class Pipeline:
         return self.workdir / "chdb"
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "QUIVER_DATABASE_URL": self.database_url, "QUIVER_NATS_URL": nats_url(),
+        extra = {"QUIVER_REDIS_URL": self.redis} if self.redis else {}
+        if self.opensearch:
+            extra["QUIVER_OPENSEARCH_URL"] = self.opensearch
+            extra["QUIVER_SEARCH_INDEX_PREFIX"] = f"{self.namespace}-events"
+        return {**os.environ, **extra, "QUIVER_DATABASE_URL": self.database_url, "QUIVER_NATS_URL": self.nats,
                 "QUIVER_EVENTS_NAMESPACE": self.namespace, "QUIVER_CHDB_PATH": str(self.chdb_path),
                 "QUIVER_CLICKHOUSE_URL": self.clickhouse, "QUIVER_CLICKHOUSE_DATABASE": self.namespace,
                 "QUIVER_OUTBOX_RETENTION_SECONDS": "86400"}
@@ -57,9 +65,12 @@ class Pipeline:
     def start(self, name: str) -> None:
         """Start ``relay`` or ``consume:<sink>`` as its own process."""
         args = ["relay"] if name == "relay" else ["consume", "--sink", name.split(":", 1)[1]]
+        env = self.env()
+        if name in self.metrics_ports:
+            env["QUIVER_EVENTS_METRICS_PORT"] = str(self.metrics_ports[name])
         log = open(self.workdir / f"{name.replace(':', '-')}.log", "ab")  # noqa: SIM115 - kept open by the child
         self.processes[name] = subprocess.Popen([sys.executable, "-m", "quiver.cli", "events", *args],
-                                                env=self.env(), cwd=ROOT, stdout=log, stderr=log)
+                                                env=env, cwd=ROOT, stdout=log, stderr=log)
 
     def start_all(self) -> None:
         self.start("relay")
@@ -92,7 +103,7 @@ class Pipeline:
     # -- progress ------------------------------------------------------------------------
     async def _consumer_state(self) -> dict[str, tuple[int, int]]:
         topology = bus.Topology(self.namespace)
-        nc, js = await bus.connect(nats_url(), name="quiver-test")
+        nc, js = await bus.connect(self.nats, name="quiver-test")
         try:
             state = {}
             for sink in self.sinks:
@@ -157,8 +168,43 @@ class Pipeline:
 
         return asyncio.run(read())
 
+    def search_rows(self) -> list[tuple[Any, ...]]:
+        from quiver.events.sinks.search import SearchSink
+
+        async def read() -> list[tuple[Any, ...]]:
+            assert self.opensearch is not None
+            sink = SearchSink(self.opensearch, f"{self.namespace}-events")
+            try:
+                return await sink.visible_events()
+            finally:
+                await sink.close()
+
+        return asyncio.run(read())
+
     def sink_rows(self, sink: str) -> list[tuple[Any, ...]]:
-        return self.chdb_rows() if sink == "chdb" else self.clickhouse_rows()
+        if sink == "chdb":
+            return self.chdb_rows()
+        if sink == "search":
+            return self.search_rows()
+        return self.clickhouse_rows()
+
+    def metric(self, name: str, metric: str) -> float:
+        """One sample from a process's Prometheus endpoint (``metrics_ports``)."""
+        import httpx
+
+        deadline = time.monotonic() + 30
+        while True:  # the process may still be starting
+            try:
+                text = httpx.get(f"http://127.0.0.1:{self.metrics_ports[name]}/metrics", timeout=5).text
+                break
+            except httpx.ConnectError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        for line in text.splitlines():
+            if line.startswith(metric + " ") or line.startswith(metric + "{"):
+                return float(line.rsplit(" ", 1)[1])
+        raise KeyError(metric)
 
     def check(self) -> dict[str, int]:
         """The conservation oracle for every sink; returns the event count."""
@@ -171,7 +217,7 @@ class Pipeline:
 
     async def _cleanup(self) -> None:
         topology = bus.Topology(self.namespace)
-        nc, js = await bus.connect(nats_url(), name="quiver-test")
+        nc, js = await bus.connect(self.nats, name="quiver-test")
         try:
             for stream in (topology.stream, topology.dlq_stream):
                 with contextlib.suppress(Exception):  # never created

@@ -60,6 +60,9 @@ class SinkConsumer:
         self.dedup = dedup
         self.durable = f"quiver-sink-{sink.name}"
         self.written = 0
+        for counter in (self.metrics.written, self.metrics.retried, self.metrics.dead_lettered,
+                        self.metrics.dedup_skipped):
+            counter.labels(sink.name)  # export zeros from the start, not only after the first event
         gauge = self.metrics.breaker.labels(sink.name)
         gauge.set(State.CLOSED)
         self.breaker = CircuitBreaker(threshold=self.settings.breaker_threshold,
