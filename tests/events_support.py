@@ -144,9 +144,17 @@ class Pipeline:
 
     # -- what the sinks hold -------------------------------------------------------------------
     def chdb_rows(self) -> list[tuple[Any, ...]]:
-        """Read chDB in a child process: chDB allows one open path per process, so its consumer stops first."""
-        if "consume:chdb" in self.processes:
+        """Read chDB in a child process: chDB allows one open path per process, so its consumer pauses meanwhile."""
+        was_running = "consume:chdb" in self.processes
+        if was_running:
             self.stop("consume:chdb")
+        try:
+            return self._read_chdb()
+        finally:
+            if was_running:
+                self.start("consume:chdb")
+
+    def _read_chdb(self) -> list[tuple[Any, ...]]:
         sql = ("SELECT toString(event_id), seq, entity, entity_id, op, toUnixTimestamp64Micro(occurred_at), data, "
                "changed, actor, tenant_id FROM quiver.events FINAL")
         result = subprocess.run([sys.executable, "-m", "quiver.events.sinks.chdb", "--path", str(self.chdb_path),

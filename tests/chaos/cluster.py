@@ -1,0 +1,69 @@
+"""Private copies of the event services for fault injection: killing them hurts no other test."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from quiver.embedded.clickhouse import ClickHouseServer
+from quiver.embedded.nats import EmbeddedNats, process_alive
+from quiver.embedded.redis import EmbeddedRedis
+from tests.conftest import free_port
+
+
+@dataclass
+class Cluster:
+    root: Path
+    with_search: bool = False
+    servers: dict[str, Any] = field(default_factory=dict)
+
+    def start(self) -> None:
+        self.servers["nats"] = EmbeddedNats(self.root / "nats", free_port(), free_port())
+        self.servers["clickhouse"] = ClickHouseServer(self.root / "clickhouse", free_port(), free_port())
+        self.servers["redis"] = EmbeddedRedis(self.root / "redis", free_port())
+        if self.with_search:
+            from quiver.embedded.opensearch import EmbeddedOpenSearch
+
+            self.servers["opensearch"] = EmbeddedOpenSearch(self.root / "opensearch", free_port(), free_port())
+        for server in self.servers.values():
+            server.start()
+
+    def url(self, name: str) -> str:
+        url: str = self.servers[name].url
+        return url
+
+    def pid(self, name: str) -> int:
+        pid = self.servers[name].pid()
+        assert pid is not None, f"{name} is not running"
+        return int(pid)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL and wait until every thread of it is gone."""
+        pid = self.pid(name)
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while process_alive(pid):
+            assert time.monotonic() < deadline, f"{name} survived SIGKILL"
+            time.sleep(0.02)
+        self.servers[name]._reap()
+
+    def pause(self, name: str) -> int:
+        pid = self.pid(name)
+        os.kill(pid, signal.SIGSTOP)
+        return pid
+
+    def resume(self, pid: int) -> None:
+        os.kill(pid, signal.SIGCONT)
+
+    def restart(self, name: str) -> None:
+        self.servers[name].start()
+
+    def stop(self) -> None:
+        for server in self.servers.values():
+            with contextlib.suppress(Exception):  # best effort at teardown
+                server.stop()
