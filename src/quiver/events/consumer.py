@@ -143,6 +143,14 @@ class SinkConsumer:
         self._account(batch)
 
     async def _isolate(self, items: list[Delivered], error: PermanentError, stop: asyncio.Event) -> None:
+        known = [i for i in items if i.event["event_id"] in error.rejected]
+        if known:
+            for item in known:
+                await self.dead_letter(item, error.rejected[item.event["event_id"]])
+            rest = [i for i in items if i.event["event_id"] not in error.rejected]
+            if rest:
+                await self.write(rest, stop)
+            return
         if len(items) == 1:
             await self.dead_letter(items[0], str(error))
             return

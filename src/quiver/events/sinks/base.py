@@ -24,7 +24,16 @@ class RetryableError(SinkError):
 
 
 class PermanentError(SinkError):
-    """The sink rejects these events for good (bad data, mapping conflict, ...)."""
+    """The sink rejects these events for good (bad data, mapping conflict, ...).
+
+    ``rejected`` names the refused events (event_id → reason) when the sink knows them, as a
+    bulk API's per-item results do; the consumer then dead-letters exactly those and writes
+    the rest. Without it the consumer narrows the batch down by bisection.
+    """
+
+    def __init__(self, message: str, rejected: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.rejected = dict(rejected or {})
 
 
 @runtime_checkable
