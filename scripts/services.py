@@ -17,7 +17,9 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from quiver.embedded.clickhouse import ClickHouseServer  # noqa: E402
 from quiver.embedded.nats import EmbeddedNats  # noqa: E402
+from quiver.embedded.opensearch import EmbeddedOpenSearch  # noqa: E402
 from quiver.embedded.postgres import EmbeddedPostgres  # noqa: E402
+from quiver.embedded.redis import EmbeddedRedis  # noqa: E402
 
 STATE = ROOT / ".services"
 # Every port can be overridden to run two checkouts side by side.
@@ -26,6 +28,9 @@ NATS_PORT = int(os.environ.get("QUIVER_NATS_PORT", "14222"))
 NATS_MONITOR_PORT = int(os.environ.get("QUIVER_NATS_MONITOR_PORT", "18222"))
 CLICKHOUSE_HTTP_PORT = int(os.environ.get("QUIVER_CLICKHOUSE_HTTP_PORT", "18123"))
 CLICKHOUSE_TCP_PORT = int(os.environ.get("QUIVER_CLICKHOUSE_TCP_PORT", "19000"))
+REDIS_PORT = int(os.environ.get("QUIVER_REDIS_PORT", "16379"))
+OPENSEARCH_PORT = int(os.environ.get("QUIVER_OPENSEARCH_PORT", "19200"))
+OPENSEARCH_TRANSPORT_PORT = int(os.environ.get("QUIVER_OPENSEARCH_TRANSPORT_PORT", "19300"))
 TEST_DATABASE = "quiver"
 
 
@@ -39,6 +44,14 @@ def nats() -> EmbeddedNats:
 
 def clickhouse() -> ClickHouseServer:
     return ClickHouseServer(STATE / "clickhouse", CLICKHOUSE_HTTP_PORT, CLICKHOUSE_TCP_PORT)
+
+
+def redis() -> EmbeddedRedis:
+    return EmbeddedRedis(STATE / "redis", REDIS_PORT)
+
+
+def opensearch() -> EmbeddedOpenSearch:
+    return EmbeddedOpenSearch(STATE / "opensearch", OPENSEARCH_PORT, OPENSEARCH_TRANSPORT_PORT)
 
 
 def _started(name: str, address: str, pid: int | None, began: float, was_running: bool) -> None:
@@ -59,10 +72,23 @@ def start() -> None:
     pg.create_database(TEST_DATABASE)
     _started("postgres", f"127.0.0.1:{POSTGRES_PORT}", pg.pid(), began, was_running)
 
-    for name, server, address in (
+    search = opensearch()
+    if not search.installed():
+        print(f"{'opensearch':<10} fetching OpenSearch from Maven Central into {search.home.parent} ...", flush=True)
+        began = time.monotonic()
+        try:
+            search.install()
+        except RuntimeError as error:
+            raise SystemExit(f"opensearch could not be installed: {error}") from error
+        print(f"{'opensearch':<10} installed in {time.monotonic() - began:.1f}s")
+
+    servers = (
         ("nats", nats(), f"127.0.0.1:{NATS_PORT} (monitor :{NATS_MONITOR_PORT})"),
         ("clickhouse", clickhouse(), f"127.0.0.1:{CLICKHOUSE_HTTP_PORT} (tcp :{CLICKHOUSE_TCP_PORT})"),
-    ):
+        ("redis", redis(), f"127.0.0.1:{REDIS_PORT}"),
+        ("opensearch", search, f"127.0.0.1:{OPENSEARCH_PORT} (transport :{OPENSEARCH_TRANSPORT_PORT})"),
+    )
+    for name, server, address in servers:
         began = time.monotonic()
         was_running = server.pid() is not None
         try:
@@ -75,7 +101,8 @@ def start() -> None:
 
 
 def stop() -> None:
-    for name, server in (("clickhouse", clickhouse()), ("nats", nats())):
+    for name, server in (("opensearch", opensearch()), ("redis", redis()), ("clickhouse", clickhouse()),
+                         ("nats", nats())):
         pid = server.pid()
         server.stop()
         print(f"{name:<10} stopped (was pid {pid})" if pid else f"{name:<10} not running")
@@ -102,6 +129,16 @@ def status() -> int:
     ready = pid is not None and ch.ready()
     down += not ready
     print(f"{'clickhouse':<10} {'ready' if ready else 'down'}  {ch.url}  pid={pid}  data={ch.root}")
+    cache = redis()
+    pid = cache.pid()
+    ready = pid is not None and cache.ready()
+    down += not ready
+    print(f"{'redis':<10} {'ready' if ready else 'down'}  {cache.url}  pid={pid}  data={cache.root}")
+    search = opensearch()
+    pid = search.pid()
+    ready = pid is not None and search.ready()
+    down += not ready
+    print(f"{'opensearch':<10} {'ready' if ready else 'down'}  {search.url}  pid={pid}  data={search.root}")
     return 1 if down else 0
 
 
@@ -113,6 +150,9 @@ def env() -> None:
     print(f"export QUIVER_NATS_URL={nats().url}")
     print(f"export QUIVER_NATS_MONITOR_URL={nats().monitor_url}")
     print(f"export QUIVER_CLICKHOUSE_URL={clickhouse().url}")
+    print(f"export QUIVER_OPENSEARCH_URL={opensearch().url}")
+    print(f"export QUIVER_SEARCH_URL={opensearch().url}")
+    print(f"export QUIVER_REDIS_URL={redis().url}")
 
 
 def main() -> int:

@@ -25,6 +25,10 @@ def nats_url() -> str:
     return os.environ.get("QUIVER_NATS_URL", "nats://127.0.0.1:14222")
 
 
+def opensearch_url() -> str:
+    return os.environ.get("QUIVER_OPENSEARCH_URL", "http://127.0.0.1:19200")
+
+
 def clickhouse_url() -> str:
     return os.environ.get("QUIVER_CLICKHOUSE_URL", "http://127.0.0.1:18123")
 
@@ -51,7 +55,7 @@ class Pipeline:
     def env(self) -> dict[str, str]:
         extra = {"QUIVER_REDIS_URL": self.redis} if self.redis else {}
         if self.opensearch:
-            extra["QUIVER_OPENSEARCH_URL"] = self.opensearch
+            extra["QUIVER_SEARCH_URL"] = self.opensearch
             extra["QUIVER_SEARCH_INDEX_PREFIX"] = f"{self.namespace}-events"
         return {**os.environ, **extra, "QUIVER_DATABASE_URL": self.database_url, "QUIVER_NATS_URL": self.nats,
                 "QUIVER_EVENTS_NAMESPACE": self.namespace, "QUIVER_CHDB_PATH": str(self.chdb_path),
@@ -236,6 +240,13 @@ class Pipeline:
     def cleanup(self) -> None:
         self.stop_all()
         asyncio.run(self._cleanup())
+        if "search" in self.sinks and self.opensearch:
+            import httpx
+
+            with contextlib.suppress(httpx.HTTPError):
+                prefix = f"{self.namespace}-events"
+                httpx.delete(f"{self.opensearch}/{prefix}-*", timeout=30)
+                httpx.delete(f"{self.opensearch}/_index_template/{prefix}", timeout=30)
         if "clickhouse" in self.sinks:
             import httpx
 

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     capture_tables: list[str] = Field(default_factory=list)  # empty: every table of `schemas`
     events_metrics_port: int | None = None  # Prometheus endpoint of `quiver events run|relay|consume`
     outbox_retention_seconds: float = 3600.0
+    search_url: str = "http://127.0.0.1:19200"  # OpenSearch 2 / Elasticsearch 8
+    search_index_prefix: str | None = None  # default: "<events_namespace>-events"
     redis_url: str | None = None  # Redis dedup in front of each sink; None = off (sinks are idempotent anyway)
     dedup_ttl_seconds: int = 86_400
     events_namespace: str = "quiver"  # JetStream stream QUIVER_EVENTS, subjects quiver.events.<entity>.<op>

@@ -21,12 +21,13 @@ from tests.chaos.cluster import Cluster
 from tests.conftest import free_port
 from tests.events_support import Pipeline
 
-SINKS = ("chdb", "clickhouse")
+SINKS = ("chdb", "clickhouse", "search")
 
 
-@pytest.fixture()
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    running = Cluster(tmp_path / "cluster")
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One private set of servers for the module; every scenario leaves them all running again."""
+    running = Cluster(tmp_path_factory.mktemp("cluster"), with_search=True)
     running.start()
     yield running
     running.stop()
@@ -36,6 +37,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 def pipeline(scratch_url: str, tmp_path: Path, cluster: Cluster) -> Iterator[Pipeline]:
     running = Pipeline(scratch_url, tmp_path, f"c{time.monotonic_ns() % 10**12}", SINKS,
                        clickhouse=cluster.url("clickhouse"), nats=cluster.url("nats"), redis=cluster.url("redis"),
+                       opensearch=cluster.url("opensearch"),
                        metrics_ports={f"consume:{s}": free_port() for s in SINKS})
     running.cli("install")
     running.start_all()
@@ -73,6 +75,20 @@ def test_clickhouse_killed_mid_stream(pipeline: Pipeline, cluster: Cluster) -> N
     assert written(pipeline, "chdb") > before, "chDB stopped receiving while ClickHouse was down"
     load.join()
     cluster.restart("clickhouse")
+    settle(pipeline)
+
+
+def test_opensearch_paused_for_30_seconds(pipeline: Pipeline, cluster: Cluster) -> None:
+    load = workload(pipeline.database_url, 3, seed=27)
+    time.sleep(1.5)
+    frozen = cluster.pause("opensearch")
+    try:
+        before = written(pipeline, "clickhouse")
+        time.sleep(30)
+        assert written(pipeline, "clickhouse") > before, "ClickHouse stopped receiving while OpenSearch was frozen"
+    finally:
+        cluster.resume(frozen)
+    load.join()
     settle(pipeline)
 
 
@@ -123,9 +139,13 @@ def test_everything_down_then_back_in_another_order(pipeline: Pipeline, cluster:
     time.sleep(1.5)
     for name in ("clickhouse", "nats", "redis"):
         cluster.kill(name)
+    frozen = cluster.pause("opensearch")
     time.sleep(3)
     load.join()
-    for name in ("redis", "nats", "clickhouse"):  # not the order they went down in
-        cluster.restart(name)
+    for name in ("redis", "opensearch", "nats", "clickhouse"):  # not the order they went down in
+        if name == "opensearch":
+            cluster.resume(frozen)
+        else:
+            cluster.restart(name)
         time.sleep(1)
     settle(pipeline)

@@ -17,15 +17,15 @@ import pytest
 
 from quiver.demo.changes import concurrent_updates, mixed_changes, out_of_order_commit
 from quiver.events.oracle import compare, source_events
-from tests.events_support import Pipeline
+from tests.events_support import Pipeline, opensearch_url
 
-SINKS = ("chdb", "clickhouse")
+SINKS = ("chdb", "clickhouse", "search")
 
 
 @pytest.fixture()
 def pipeline(scratch_url: str, tmp_path: Path) -> Iterator[Pipeline]:
     namespace = f"t{time.monotonic_ns() % 10**12}"
-    running = Pipeline(scratch_url, tmp_path, namespace, SINKS)
+    running = Pipeline(scratch_url, tmp_path, namespace, SINKS, opensearch=opensearch_url())
     running.cli("install")
     yield running
     running.cleanup()
@@ -119,7 +119,8 @@ def test_clickhouse_down_for_20_seconds(scratch_url: str, tmp_path: Path) -> Non
 
     clickhouse = ClickHouseServer(tmp_path / "clickhouse", free_port(), free_port())
     clickhouse.start()
-    running = Pipeline(scratch_url, tmp_path, f"t{time.monotonic_ns() % 10**12}", SINKS, clickhouse=clickhouse.url)
+    running = Pipeline(scratch_url, tmp_path, f"t{time.monotonic_ns() % 10**12}", SINKS, clickhouse=clickhouse.url,
+                       opensearch=opensearch_url())
     try:
         running.cli("install")
         running.start_all()
