@@ -205,18 +205,17 @@ class Pipeline:
         import httpx
 
         deadline = time.monotonic() + 30
-        while True:  # the process may still be starting
+        while True:  # the process may still be starting, its consumer not yet created
             try:
                 text = httpx.get(f"http://127.0.0.1:{self.metrics_ports[name]}/metrics", timeout=5).text
-                break
             except httpx.ConnectError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        for line in text.splitlines():
-            if line.startswith(metric + " ") or line.startswith(metric + "{"):
-                return float(line.rsplit(" ", 1)[1])
-        raise KeyError(metric)
+                text = ""
+            for line in text.splitlines():
+                if line.startswith(metric + " ") or line.startswith(metric + "{"):
+                    return float(line.rsplit(" ", 1)[1])
+            if time.monotonic() > deadline:
+                raise KeyError(metric)
+            time.sleep(0.2)
 
     def check(self) -> dict[str, int]:
         """The conservation oracle for every sink; returns the event count."""

@@ -13,7 +13,7 @@ from typing import Any
 from quiver.embedded.clickhouse import ClickHouseServer
 from quiver.embedded.nats import EmbeddedNats, process_alive
 from quiver.embedded.redis import EmbeddedRedis
-from tests.conftest import free_port
+from tests.conftest import ROOT, free_port
 
 
 @dataclass
@@ -27,9 +27,11 @@ class Cluster:
         self.servers["clickhouse"] = ClickHouseServer(self.root / "clickhouse", free_port(), free_port())
         self.servers["redis"] = EmbeddedRedis(self.root / "redis", free_port())
         if self.with_search:
-            from quiver.embedded.opensearch import EmbeddedOpenSearch
+            from quiver.embedded.opensearch import VERSION, EmbeddedOpenSearch
 
-            self.servers["opensearch"] = EmbeddedOpenSearch(self.root / "opensearch", free_port(), free_port())
+            installed = ROOT / ".services" / "opensearch" / "dist" / f"opensearch-{VERSION}"  # by scripts/services
+            self.servers["opensearch"] = EmbeddedOpenSearch(self.root / "opensearch", free_port(), free_port(),
+                                                            home=installed)
         for server in self.servers.values():
             server.start()
 
