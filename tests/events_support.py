@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -60,7 +61,7 @@ class Pipeline:
         return {**os.environ, **extra, "QUIVER_DATABASE_URL": self.database_url, "QUIVER_NATS_URL": self.nats,
                 "QUIVER_EVENTS_NAMESPACE": self.namespace, "QUIVER_CHDB_PATH": str(self.chdb_path),
                 "QUIVER_CLICKHOUSE_URL": self.clickhouse, "QUIVER_CLICKHOUSE_DATABASE": self.namespace,
-                "QUIVER_OUTBOX_RETENTION_SECONDS": "86400"}
+                "QUIVER_OUTBOX_RETENTION_SECONDS": "86400", "QUIVER_SINKS": json.dumps(list(self.sinks))}
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "quiver.cli", "events", *args], env=self.env(), cwd=ROOT,

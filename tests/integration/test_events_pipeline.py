@@ -107,6 +107,9 @@ def test_events_from_graphql_mutations_arrive(pipeline: Pipeline) -> None:
         stop_server(server)
     pipeline.wait_drained()
     pipeline.check()
+    status = pipeline.cli("status").stdout
+    for stage in ("outbox", "backlog (unpublished)", "jetstream", "sink chdb", "pending (not delivered)"):
+        assert stage in status, status
     rows = pipeline.chdb_rows()
     assert any(r[2] == "customers" and r[4] == "insert" and "From GraphQL" in r[6] for r in rows)
     assert sum(1 for r in rows if r[2] == "orders" and r[4] == "update" and "via graphql" in r[6]) == 3
