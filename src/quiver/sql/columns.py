@@ -11,18 +11,8 @@ structs and lists in C++ without a Python loop per row.
 from __future__ import annotations
 
 from quiver.plan import nodes
-from quiver.schema.model import Column, Entity, Kind, Relation, quote_ident
-from quiver.sql.expr import (
-    Scope,
-    cursor_sql,
-    entity_cursor_keys,
-    join_sql,
-    keyset_sql,
-    literal,
-    order_sql,
-    ref,
-    where_sql,
-)
+from quiver.schema.model import Column, Entity, Kind, quote_ident
+from quiver.sql.expr import Scope, cursor_sql, entity_cursor_keys, from_where, join_sql, literal, ref, where_sql
 from quiver.sql.params import Params
 
 _AS_TEXT = (Kind.NUMERIC, Kind.UUID, Kind.JSON, Kind.ENUM, Kind.OTHER)
@@ -73,28 +63,8 @@ def _relation_json(out: nodes.ObjectOut | nodes.ListOut, alias: str, scope: Scop
                 f"WHERE {join_sql(out.relation, alias, inner)}) AS r)")
     query = out.query
     columns = _nested_list(query.selection, inner, scope, query.order, query.entity)
-    sql = _from_where(query, inner, scope, join=(out.relation, alias))
+    sql = from_where(query, inner, scope, join=(out.relation, alias))
     return f"(SELECT coalesce(json_agg(r), '[]'::json) FROM (SELECT {columns} {sql}) AS r)"
-
-
-def _from_where(query: nodes.ListQuery, alias: str, scope: Scope,
-                join: tuple[Relation, str] | None = None) -> str:
-    conditions = []
-    if join is not None:
-        conditions.append(join_sql(join[0], join[1], alias))
-    if query.where is not None:
-        conditions.append(where_sql(query.where, alias, scope))
-    if query.after is not None:
-        conditions.append(keyset_sql(query.order, query.after, alias, scope))
-    sql = f"FROM {query.entity.qualified} AS {alias}"
-    if conditions:
-        sql += " WHERE " + " AND ".join(conditions)
-    sql += order_sql(query.order, alias)
-    if query.limit is not None:
-        sql += f" LIMIT {int(query.limit)}"
-    if query.offset:
-        sql += f" OFFSET {int(query.offset)}"
-    return sql
 
 
 def select_typed(selection: nodes.Selection, entity: Entity, alias: str, scope: Scope,
@@ -121,7 +91,7 @@ def compile_root(root: nodes.Root, params: Params) -> str:
     if isinstance(root, nodes.ListRoot):
         alias = scope.alias()
         columns = select_typed(root.query.selection, root.query.entity, alias, scope, root.query.order)
-        return f"SELECT {columns} {_from_where(root.query, alias, scope)}"
+        return f"SELECT {columns} {from_where(root.query, alias, scope)}"
     if isinstance(root, nodes.OneRoot):
         alias = scope.alias()
         columns = select_typed(root.selection, root.entity, alias, scope, ())

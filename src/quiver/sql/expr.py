@@ -109,3 +109,24 @@ def cursor_sql(keys: tuple[nodes.OrderKey, ...], alias: str) -> str:
 
 def entity_cursor_keys(entity: Entity) -> tuple[nodes.OrderKey, ...]:
     return tuple(nodes.OrderKey(entity.columns[c], "ASC", "LAST") for c in entity.primary_key)
+
+
+def from_where(query: nodes.ListQuery, alias: str, scope: Scope,
+               join: tuple[Relation, str] | None = None) -> str:
+    """``FROM entity WHERE (join, filter, keyset) ORDER BY ... LIMIT ... OFFSET ...`` for one list."""
+    conditions = []
+    if join is not None:
+        conditions.append(join_sql(join[0], join[1], alias))
+    if query.where is not None:
+        conditions.append(where_sql(query.where, alias, scope))
+    if query.after is not None:
+        conditions.append(keyset_sql(query.order, query.after, alias, scope))
+    sql = f"FROM {query.entity.qualified} AS {alias}"
+    if conditions:
+        sql += " WHERE " + " AND ".join(conditions)
+    sql += order_sql(query.order, alias)
+    if query.limit is not None:
+        sql += f" LIMIT {int(query.limit)}"
+    if query.offset:
+        sql += f" OFFSET {int(query.offset)}"
+    return sql

@@ -19,10 +19,9 @@ from quiver.sql.expr import (
     Scope,
     cursor_sql,
     entity_cursor_keys,
+    from_where,
     join_sql,
-    keyset_sql,
     literal,
-    order_sql,
     ref,
     where_sql,
 )
@@ -94,22 +93,7 @@ def list_select(query: nodes.ListQuery, scope: Scope, join: tuple[Relation, str]
     """``SELECT <keys> FROM entity WHERE ... ORDER BY ... LIMIT ...`` (the rows, not yet JSON)."""
     alias = scope.alias()
     columns = select_list(query.selection, query.entity, alias, scope, query.order)
-    conditions = []
-    if join is not None:
-        conditions.append(join_sql(join[0], join[1], alias))
-    if query.where is not None:
-        conditions.append(where_sql(query.where, alias, scope))
-    if query.after is not None:
-        conditions.append(keyset_sql(query.order, query.after, alias, scope))
-    sql = f"SELECT {columns} FROM {query.entity.qualified} AS {alias}"
-    if conditions:
-        sql += " WHERE " + " AND ".join(conditions)
-    sql += order_sql(query.order, alias)
-    if query.limit is not None:
-        sql += f" LIMIT {int(query.limit)}"
-    if query.offset:
-        sql += f" OFFSET {int(query.offset)}"
-    return sql
+    return f"SELECT {columns} {from_where(query, alias, scope, join)}"
 
 
 def compile_root(root: nodes.Root, params: Params) -> Statement:
