@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from quiver.embedded.clickhouse import ClickHouseServer
-from quiver.embedded.nats import EmbeddedNats, process_alive
+from quiver.embedded.nats import EmbeddedNats
+from quiver.embedded.process import process_alive
 from quiver.embedded.redis import EmbeddedRedis
 from tests.conftest import ROOT, free_port
 

@@ -18,8 +18,8 @@ import httpx
 import orjson
 import pytest
 
-from quiver.embedded.nats import process_alive
 from quiver.embedded.opensearch import SERVICE_USER, VERSION, EmbeddedOpenSearch
+from quiver.embedded.process import process_alive
 from tests.conftest import ROOT, free_port
 
 

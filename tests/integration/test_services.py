@@ -22,7 +22,8 @@ import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, StorageType
 
 from quiver.embedded.clickhouse import ClickHouseServer
-from quiver.embedded.nats import EmbeddedNats, process_alive
+from quiver.embedded.nats import EmbeddedNats
+from quiver.embedded.process import process_alive
 from tests.conftest import free_port
 
 

@@ -10,14 +10,12 @@ under ``root``, users from the package's ``users.xml``, timezone UTC. Its pid is
 from __future__ import annotations
 
 import shutil
-import subprocess
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from quiver.embedded.nats import process_alive, terminate_process
+from quiver.embedded.process import DetachedServer
 
 USERS_CONFIG = Path("/etc/clickhouse-server/users.xml")
 
@@ -33,14 +31,16 @@ def clickhouse_server_command() -> list[str]:
     raise RuntimeError("clickhouse-server is not installed: run scripts/install-system-deps (as root)")
 
 
-class ClickHouseServer:
+class ClickHouseServer(DetachedServer):
     """One ClickHouse server in ``root``: HTTP on 127.0.0.1:``http_port``, native TCP on ``tcp_port``."""
+
+    name = "clickhouse"
 
     def __init__(self, root: Path, http_port: int, tcp_port: int) -> None:
         self.root = root.absolute()
         self.http_port = http_port
         self.tcp_port = tcp_port
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process = None
 
     @property
     def url(self) -> str:
@@ -49,10 +49,6 @@ class ClickHouseServer:
     @property
     def config_file(self) -> Path:
         return self.root / "config.xml"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.root / "clickhouse.pid"
 
     @property
     def data_dir(self) -> Path:
@@ -103,20 +99,8 @@ class ClickHouseServer:
             "</yandex>\n"
         )
 
-    def pid(self) -> int | None:
-        """The server's pid while it runs (a zombie counts as stopped)."""
-        self._reap()
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        if not process_alive(pid):
-            return None
-        try:  # guard against a recycled pid: it must be our server with our config
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            return None
-        return pid if f"--config-file={self.config_file}".encode() in cmdline else None
+    def marker(self) -> bytes:
+        return f"--config-file={self.config_file}".encode()
 
     def ready(self) -> bool:
         """True when ``/ping`` answers ``Ok.`` and the server is this one (its data is in ``root``).
@@ -145,33 +129,4 @@ class ClickHouseServer:
         for directory in (self.root, self.data_dir, self.log_dir, self.root / "tmp"):
             directory.mkdir(parents=True, exist_ok=True)
         self._write_config()
-        with (self.log_dir / "stdout.log").open("ab") as log:
-            process = subprocess.Popen(
-                [*command, f"--config-file={self.config_file}"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-        self._process = process
-        self.pid_file.write_text(f"{process.pid}\n")
-        deadline = time.monotonic() + timeout
-        while not self.ready():
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"clickhouse-server exited with {process.returncode}; see {self.log_dir / 'server.err.log'}"
-                )
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"clickhouse-server did not become ready in {timeout}s; see {self.log_dir}")
-            time.sleep(0.02)
-
-    def stop(self, timeout: float = 30) -> None:
-        """SIGTERM, wait until the process is gone, SIGKILL after ``timeout`` seconds."""
-        pid = self.pid()
-        if pid is not None:
-            terminate_process(pid, timeout, self._reap)
-        self._reap()
-        self.pid_file.unlink(missing_ok=True)
-
-    def _reap(self) -> None:
-        """Collect our own child's exit status so that it does not linger as a zombie."""
-        if self._process is not None and self._process.poll() is not None:
-            self._process = None
+        self._spawn([*command, f"--config-file={self.config_file}"], self.log_dir / "stdout.log", timeout)

