@@ -64,7 +64,7 @@ def test_negative_control_a_dropped_event_fails_the_oracle(pipeline: Pipeline) -
 
 def test_relay_killed_mid_stream(pipeline: Pipeline) -> None:
     pipeline.start_all()
-    workload = threading.Thread(target=mixed_changes, args=(pipeline.database_url, 6), kwargs={"per_round": 1000})
+    workload = threading.Thread(target=mixed_changes, args=(pipeline.database_url, 4), kwargs={"per_round": 1000})
     workload.start()
     time.sleep(2)
     pipeline.kill("relay")
@@ -80,7 +80,7 @@ def test_relay_killed_mid_stream(pipeline: Pipeline) -> None:
 
 def test_consumer_killed_mid_stream(pipeline: Pipeline) -> None:
     pipeline.start_all()
-    workload = threading.Thread(target=mixed_changes, args=(pipeline.database_url, 6), kwargs={"per_round": 1000})
+    workload = threading.Thread(target=mixed_changes, args=(pipeline.database_url, 4), kwargs={"per_round": 1000})
     workload.start()
     for sink in SINKS:
         time.sleep(1.5)

@@ -97,13 +97,13 @@ class SinkConsumer:
                 # The same event twice (a republish, a redelivery) is written once.
                 delivered.setdefault(event["event_id"], Delivered(message, event))
         if self.dedup is not None:
-            for event_id in await self.dedup.seen(list(delivered)):
+            for event_id in await self.dedup.seen([(e, d.event["seq"]) for e, d in delivered.items()]):
                 del delivered[event_id]
         items = list(delivered.values())
         if items:
             await self.write(items, stop)
             if self.dedup is not None:
-                await self.dedup.mark([i.event["event_id"] for i in items])
+                await self.dedup.mark([(i.event["event_id"], i.event["seq"]) for i in items])
         for message in messages:
             await message.ack()
 
