@@ -61,11 +61,13 @@ def test_one_low_rate_end_to_end(bench: ModuleType) -> None:
     assert step.messages > 0 and 1 <= step.events_per_message <= 500
 
     assert result.oracle.clean, result.oracle.problems
+    assert result.probe_errors == []
     assert result.oracle.events == result.oracle.visible == step.committed + result.warmup_events
     names = [t.name for t in result.inserts]
     assert any("one Native request" in n for n in names) and any("chDB" in n for n in names)
     for timing in [*result.inserts, *result.stages]:
         assert timing.events == 2_000 and timing.events_per_second > 0
+    assert any("Redis dedup" in t.name for t in result.stages) == bool(result.dedup)
 
     section = bench.render_section(result)
     assert section.startswith(bench.SECTION_TITLE)

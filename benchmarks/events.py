@@ -1,0 +1,1297 @@
+"""Benchmark: events from a PostgreSQL commit to visible in the ClickHouse server, at rising rates.
+
+The real pipeline runs as processes (``quiver events relay`` and ``quiver events consume --sink
+clickhouse``, started by ``tests.events_support.Pipeline``) over a fresh database cloned from a
+demo template, with a private JetStream namespace and ClickHouse database (all removed at the end).
+A paced load generator commits small transactions (each one multi-row INSERT, UPDATE or DELETE of
+K rows, so events/s = K x statements/s) from several connections for a fixed time per rate, while
+ClickHouse is polled every ~150 ms for newly visible events: an event's commit→visible lag is the
+poll that first saw it minus its ``occurred_at`` (set by the capture trigger in the committing
+transaction). The outbox backlog, the consumer's JetStream pending count and each process's CPU are
+sampled too. Then, on the same events: ClickHouse's own insert rate for one pre-encoded Native
+request (the sink's ceiling), chDB's ``INSERT ... SELECT * FROM Python(table)``, and each pipeline
+stage's single-thread cost. Last, the conservation oracle over every event the run produced.
+
+Run (services up: ``scripts/services start``)::
+
+    eval "$(scripts/services env)" && python benchmarks/events.py [--rates 2000,5000,10000] [--duration 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import math
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import numpy as np
+import orjson
+import psutil
+import psycopg
+import pyarrow as pa
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # ``tests`` is a package at the repository root; run as a script it is not on the path
+    sys.path.insert(0, str(ROOT))
+
+from tests.events_support import Pipeline, clickhouse_url  # noqa: E402
+
+from quiver.arrow.events import encode_event, events_to_batch  # noqa: E402
+from quiver.demo import generate  # noqa: E402
+from quiver.events import bus  # noqa: E402
+from quiver.events.capture import OUTBOX  # noqa: E402
+from quiver.events.consumer import ConsumerSettings  # noqa: E402
+from quiver.events.oracle import SOURCE_SQL, compare  # noqa: E402
+from quiver.events.relay import RelayConfig  # noqa: E402
+from quiver.events.sinks.clickhouse import COLUMNS, ClickHouseSink, native_body, table_ddl  # noqa: E402
+
+SECTION_TITLE = "## Events: commit to visible in ClickHouse"
+DEFAULT_OUTPUT = ROOT / "docs" / "benchmarks.md"
+DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:15433/postgres"
+DEFAULT_RATES = (2_000, 5_000, 10_000, 15_000, 20_000, 30_000)
+TEMPLATE_DB = "quiver_bench_events_template"
+TEMPLATE_ORDERS = 20_000  # updates rotate over the orders, a disjoint id range per connection
+STATEMENTS_PER_SECOND = 100  # all connections together; K = rate / this
+POLL_INTERVAL = 0.15
+PROBE_EVENTS = 200_000
+CONSUMER_BATCH = 20_000  # the consumer's largest write: 40 messages of up to 500 events
+# "Sustained": the pipeline keeps up with what was committed.
+SUSTAINED_P99 = 3.0  # seconds, commit → visible
+SUSTAINED_DRAIN = 3.0  # seconds from the end of the load until everything committed is visible
+SUSTAINED_TREND = 0.05  # lag growth over the window's second half, seconds per second (delivered ≥ ~95% of committed)
+TARGET_RATE = 10_000
+TARGET_P99_RATE = 5_000
+TARGET_P99 = 2.0
+OPS = ("insert", "update", "delete")
+
+INSERT_SQL = (
+    "INSERT INTO customers (email, name, phone, profile) "
+    "SELECT %s || g || '@bench.example', 'Bench ' || g, CASE WHEN g %% 2 = 0 THEN NULL ELSE '+1-555-' || g END, "
+    "jsonb_build_object('worker', %s::int, 'tick', %s::int) FROM generate_series(1, %s) AS g RETURNING id"
+)
+UPDATE_SQL = "UPDATE orders SET total = total + 0.01, note = %s WHERE id BETWEEN %s AND %s"
+DELETE_SQL = "DELETE FROM customers WHERE id = ANY(%s)"
+# The relay's read of the outbox (relay._FETCH without the "unpublished" filter): the rows the consumer gets.
+EVENTS_SQL = f"""
+SELECT seq, event_id::text, entity, entity_id, op,
+       CAST(floor(extract(epoch FROM occurred_at) * 1000000) AS bigint), data::text, changed, actor, tenant_id
+FROM (SELECT * FROM {OUTBOX} ORDER BY seq DESC LIMIT %s) AS newest ORDER BY seq
+"""
+T = TypeVar("T")
+EVENT_KEYS = ("seq", "event_id", "entity", "entity_id", "op", "occurred_at", "data", "changed", "actor", "tenant_id")
+
+
+# --- databases -----------------------------------------------------------------------------------
+
+
+def database_url(admin_url: str, name: str) -> str:
+    """The URL of database ``name`` on the server of ``admin_url``."""
+    return f"{admin_url.rsplit('/', 1)[0]}/{name}"
+
+
+def ensure_template(admin_url: str, name: str = TEMPLATE_DB, orders: int = TEMPLATE_ORDERS) -> str:
+    """A demo database (``orders`` orders) nobody connects to, cloned per run; reused when already right."""
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    wanted = f"quiver demo orders={orders} seed=42 events-bench=1"
+    with psycopg.connect(database_url(admin_url, name)) as conn:
+        marker = conn.execute("SELECT obj_description(to_regclass('public.orders'), 'pg_class')").fetchone()
+        if marker is None or marker[0] != wanted:
+            generate.install_schema(conn)
+            generate.load(conn, orders)
+            conn.execute(sql.SQL("COMMENT ON TABLE orders IS {}").format(sql.Literal(wanted)))
+            conn.commit()
+    return name
+
+
+def create_database(admin_url: str, name: str, template: str) -> str:
+    """A fresh copy of ``template``; returns its URL."""
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template)))
+    return database_url(admin_url, name)
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+# --- the pipeline's processes --------------------------------------------------------------------
+
+
+@dataclass
+class BenchPipeline(Pipeline):
+    """``Pipeline`` whose processes can run under cProfile, with Redis dedup as configured or switched off."""
+
+    profile_dir: Path | None = None
+    redis_dedup: bool = True  # False: no QUIVER_REDIS_URL for the processes, whatever the environment says
+
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        if not self.redis_dedup:
+            env.pop("QUIVER_REDIS_URL", None)
+        return env
+
+    @property
+    def dedup_url(self) -> str | None:
+        """The Redis the consumer deduplicates through (None: dedup off)."""
+        return self.env().get("QUIVER_REDIS_URL") or None
+
+    def start(self, name: str) -> None:
+        args = ["relay"] if name == "relay" else ["consume", "--sink", name.split(":", 1)[1]]
+        label = name.replace(":", "-")
+        prefix = [sys.executable]
+        if self.profile_dir is not None:
+            prefix += ["-m", "cProfile", "-o", str(self.profile_dir / f"{label}.prof")]
+        log = open(self.workdir / f"{label}.log", "ab")  # noqa: SIM115 - kept open by the child
+        self.processes[name] = subprocess.Popen([*prefix, "-m", "quiver.cli", "events", *args], env=self.env(),
+                                                cwd=ROOT, stdout=log, stderr=log)
+
+    def check_alive(self) -> None:
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited ({process.returncode}): {self.log(name)[-3000:]}")
+
+
+# --- load generator ------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadPlan:
+    """``rows`` rows per statement, ``statements_per_second`` over ``workers`` connections."""
+
+    rate: int
+    rows: int
+    statements_per_second: float
+    workers: int
+
+    @property
+    def nominal_rate(self) -> float:
+        return self.rows * self.statements_per_second
+
+
+def plan_load(rate: int, statements_per_second: float = STATEMENTS_PER_SECOND, workers: int | None = None,
+              orders: int = TEMPLATE_ORDERS) -> LoadPlan:
+    """K = rate / statements per second; one connection per 2,000 events/s (2 to 12) unless given."""
+    rows = max(1, round(rate / statements_per_second))
+    count = workers or min(12, max(2, math.ceil(rate / 2_000)))
+    if rows > orders // count:
+        raise ValueError(f"{rows} rows per statement exceed the {orders // count} orders each connection updates")
+    return LoadPlan(rate, rows, rate / rows, count)
+
+
+class LoadGenerator:
+    """Paced open-loop load: each connection runs its statements on a fixed schedule, catching up if late."""
+
+    def __init__(self, url: str, plan: LoadPlan, orders: int = TEMPLATE_ORDERS) -> None:
+        self.url = url
+        self.plan = plan
+        self.orders = orders
+        self.committed = [0] * plan.workers  # events committed, per connection
+        self.latencies: dict[str, list[float]] = {op: [] for op in OPS}
+        self.errors: list[str] = []
+        self.start_at = 0.0
+        self.stop_at = 0.0
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._finished = 0
+        self._release = threading.Event()  # connections stay open (their CPU countable) until join()
+
+    @property
+    def events(self) -> int:
+        return sum(self.committed)
+
+    @property
+    def statements(self) -> int:
+        return sum(len(v) for v in self.latencies.values())
+
+    def start(self, start_at: float, duration: float) -> None:
+        self.start_at, self.stop_at = start_at, start_at + duration
+        self._threads = [threading.Thread(target=self._work, args=(i,), name=f"load-{i}", daemon=True)
+                         for i in range(self.plan.workers)]
+        for thread in self._threads:
+            thread.start()
+
+    def running(self) -> bool:
+        with self._lock:
+            return self._finished < len(self._threads) and any(t.is_alive() for t in self._threads)
+
+    def join(self) -> None:
+        self._release.set()
+        for thread in self._threads:
+            thread.join()
+        if self.errors:
+            raise RuntimeError(f"load generator failed: {self.errors[0]}")
+
+    def _work(self, index: int) -> None:
+        try:
+            self._statements(index)
+        except Exception as error:  # noqa: BLE001 - reported by join()
+            self.errors.append(f"{type(error).__name__}: {error}")
+            with self._lock:
+                self._finished += 1
+
+    def _statements(self, index: int) -> None:
+        plan = self.plan
+        interval = plan.workers / plan.statements_per_second
+        offset = index * interval / plan.workers
+        span = self.orders // plan.workers
+        low = index * span + 1
+        cursor = 0
+        pending: deque[list[int]] = deque()
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute("SELECT set_config('quiver.actor', %s, false), set_config('quiver.tenant_id', %s, false)",
+                         (f"bench-{index}", f"tenant-{index % 3}"))
+            tick = 0
+            while True:
+                due = self.start_at + offset + tick * interval
+                now = time.time()
+                if due >= self.stop_at or now >= self.stop_at:
+                    break
+                if due > now:
+                    time.sleep(due - now)
+                op = OPS[(tick + index) % 3]
+                if op == "delete" and not pending:
+                    op = "insert"
+                started = time.perf_counter()
+                if op == "insert":
+                    rows = conn.execute(INSERT_SQL, (f"b{index}-{tick}-", index, tick, plan.rows)).fetchall()
+                    pending.append([r[0] for r in rows])
+                elif op == "update":
+                    first = low + cursor
+                    conn.execute(UPDATE_SQL, (f"bench {index}/{tick}", first, first + plan.rows - 1))
+                    cursor = (cursor + plan.rows) % (span - plan.rows + 1)
+                else:
+                    conn.execute(DELETE_SQL, (pending.popleft(),))
+                elapsed = time.perf_counter() - started
+                with self._lock:
+                    self.committed[index] += plan.rows
+                    self.latencies[op].append(elapsed)
+                tick += 1
+            with self._lock:
+                self._finished += 1
+            self._release.wait(60)
+
+
+# --- what is visible in ClickHouse ---------------------------------------------------------------
+
+
+class Visibility:
+    """Polls ``{database}.events`` for events past the contiguous watermark; keeps each one's first sighting."""
+
+    def __init__(self, url: str, database: str) -> None:
+        self.database = database
+        self.client = httpx.Client(base_url=url, timeout=60)
+        self.seen = np.zeros(1 << 20, dtype=bool)
+        self.seen[0] = True  # seq starts at 1
+        self.watermark = 0  # every seq up to here has been seen
+        self.max_seen = 0
+        self.total = 0  # distinct events seen
+        self.lags: list[np.ndarray[Any, Any]] = []  # seconds, events first seen since begin()
+        self.occurred: list[np.ndarray[Any, Any]] = []  # their occurred_at, seconds since the epoch
+        self.sightings: list[tuple[float, int]] = []  # (poll time, events first seen), since begin()
+        self.poll_seconds: list[float] = []
+
+    def begin(self) -> None:
+        self.lags, self.occurred, self.sightings, self.poll_seconds = [], [], [], []
+
+    @property
+    def since_begin(self) -> int:
+        return sum(n for _, n in self.sightings)
+
+    def poll(self) -> int:
+        """One poll; returns the number of events seen for the first time."""
+        sent = time.time()
+        query = f"SELECT seq, occurred_at_us FROM {self.database}.events WHERE seq > {self.watermark} FORMAT RowBinary"
+        response = self.client.post("/", params={"query": query})
+        if response.status_code != 200:
+            if b"Code: 60" in response.content or b"Code: 81" in response.content:
+                return 0  # the consumer has not created its database or table yet
+            raise RuntimeError(f"ClickHouse poll failed: {response.text[:500]}")
+        self.poll_seconds.append(time.time() - sent)
+        rows = np.frombuffer(response.content, dtype=[("seq", "<i8"), ("us", "<i8")])
+        if len(rows) == 0:
+            self.sightings.append((sent, 0))
+            return 0
+        seqs, first = np.unique(rows["seq"], return_index=True)  # a repeated delivery is one event
+        if seqs[-1] + 2 > len(self.seen):
+            grown = np.zeros(max(2 * len(self.seen), int(seqs[-1]) + 2), dtype=bool)
+            grown[:len(self.seen)] = self.seen
+            self.seen = grown
+        fresh = ~self.seen[seqs]
+        new_seqs = seqs[fresh]
+        self.seen[new_seqs] = True
+        occurred = rows["us"][first[fresh]] / 1e6
+        self.occurred.append(occurred)
+        self.lags.append(sent - occurred)
+        self.sightings.append((sent, len(new_seqs)))
+        self.total += len(new_seqs)
+        self.max_seen = max(self.max_seen, int(seqs[-1]))
+        tail = self.seen[self.watermark + 1:self.max_seen + 2]  # ends with a seq not seen yet
+        self.watermark += int(np.argmin(tail))  # the first seq not yet seen, minus one
+        return len(new_seqs)
+
+    def skip_to(self, seq: int) -> None:
+        """Everything up to ``seq`` is accounted for (a drained step): stop asking for it."""
+        self.watermark = max(self.watermark, seq)
+        self.max_seen = max(self.max_seen, seq)
+        if seq + 2 > len(self.seen):
+            grown = np.zeros(seq + 2, dtype=bool)
+            grown[:len(self.seen)] = self.seen
+            self.seen = grown
+        self.seen[:seq + 1] = True
+
+    def close(self) -> None:
+        self.client.close()
+
+
+# --- samples of backlog and CPU ------------------------------------------------------------------
+
+
+def pid_listening(port: int) -> int | None:
+    """The process listening on TCP ``port`` (our service among several on this machine)."""
+    with suppress(psutil.Error):
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
+                return int(conn.pid)
+    return None
+
+
+@dataclass
+class CpuSnapshot:
+    at: float
+    seconds: dict[str, dict[int, float]]  # group → pid → CPU seconds so far
+    machine_busy: float
+    machine_total: float
+    pressure_us: float | None  # /proc/pressure/cpu "some" total: µs during which a task waited for a CPU
+
+
+def cpu_pressure_us() -> float | None:
+    """Linux PSI: cumulative µs some runnable task waited for a CPU (None without PSI)."""
+    with suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/pressure/cpu").read_text().splitlines():
+            if line.startswith("some "):
+                return float(line.rsplit("total=", 1)[1])
+    return None
+
+
+class Monitor:
+    """Outbox backlog, JetStream pending and per-process CPU of the pipeline's parts."""
+
+    GROUPS = ("relay", "consumer", "postgres", "nats", "clickhouse", "benchmark")
+
+    def __init__(self, pipeline: BenchPipeline) -> None:
+        self.pipeline = pipeline
+        self.conn = psycopg.connect(pipeline.database_url, autocommit=True)
+        self.service_pids = {
+            "nats": pid_listening(httpx.URL(pipeline.env()["QUIVER_NATS_URL"].replace("nats://", "http://")).port
+                                  or 4222),
+            "clickhouse": pid_listening(httpx.URL(pipeline.clickhouse).port or 8123),
+        }
+
+    def outbox_backlog(self) -> int:
+        row = self.conn.execute(f"SELECT count(*) FROM {OUTBOX} WHERE published_at IS NULL").fetchone()
+        return int(row[0]) if row else 0
+
+    def jetstream_pending(self) -> int:
+        """Messages the ClickHouse consumer has not acknowledged (not delivered + in flight)."""
+        pending, unacked = self.pipeline.consumer_state().get("clickhouse", (0, 0))
+        return max(0, pending) + max(0, unacked)
+
+    def stream_messages(self) -> int:
+        """Messages ever stored in the events stream (its last sequence)."""
+
+        async def last() -> int:
+            nc, js = await bus.connect(self.pipeline.env()["QUIVER_NATS_URL"], name="quiver-bench")
+            try:
+                return int((await js.stream_info(bus.Topology(self.pipeline.namespace).stream)).state.last_seq)
+            except Exception:  # noqa: BLE001 - not created yet
+                return 0
+            finally:
+                await nc.close()
+
+        return asyncio.run(last())
+
+    def max_seq(self) -> int:
+        row = self.conn.execute(f"SELECT coalesce(max(seq), 0) FROM {OUTBOX}").fetchone()
+        return int(row[0]) if row else 0
+
+    def relay_lag(self, first: int, last: int) -> tuple[float, float]:
+        """p50 and p99 of commit → marked published (after JetStream's ack) for outbox ``seq`` first..last."""
+        row = self.conn.execute(
+            f"SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP "
+            f"(ORDER BY extract(epoch FROM published_at - occurred_at)) FROM {OUTBOX} WHERE seq BETWEEN %s AND %s",
+            (first, last)).fetchone()
+        if not row or row[0] is None:
+            return math.nan, math.nan
+        return float(row[0][0]), float(row[0][1])
+
+    def _postgres_pids(self) -> list[int]:
+        rows = self.conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                                 "OR backend_type <> 'client backend'").fetchall()
+        return [int(r[0]) for r in rows]
+
+    def cpu(self) -> CpuSnapshot:
+        pids: dict[str, list[int]] = {
+            "relay": [self.pipeline.processes["relay"].pid],
+            "consumer": [self.pipeline.processes["consume:clickhouse"].pid],
+            "postgres": self._postgres_pids(),
+            "nats": [p for p in [self.service_pids["nats"]] if p],
+            "clickhouse": [p for p in [self.service_pids["clickhouse"]] if p],
+            "benchmark": [os.getpid()],
+        }
+        seconds: dict[str, dict[int, float]] = {}
+        for group, members in pids.items():
+            seconds[group] = {}
+            for pid in members:
+                with suppress(psutil.Error):
+                    times = psutil.Process(pid).cpu_times()
+                    seconds[group][pid] = times.user + times.system
+        machine = psutil.cpu_times()
+        idle = machine.idle + getattr(machine, "iowait", 0.0)
+        busy = machine.user + machine.nice + machine.system + sum(
+            getattr(machine, name, 0.0) for name in ("irq", "softirq", "steal"))
+        return CpuSnapshot(time.time(), seconds, busy, busy + idle, cpu_pressure_us())
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def cores(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
+    """CPU used per group between two snapshots, in cores (1.0 = one vCPU busy)."""
+    wall = max(after.at - before.at, 1e-9)
+    out = {}
+    for group, pids in after.seconds.items():
+        earlier = before.seconds.get(group, {})
+        out[group] = sum(max(0.0, total - earlier.get(pid, 0.0)) for pid, total in pids.items()) / wall
+    return out
+
+
+# --- one rate ------------------------------------------------------------------------------------
+
+
+@dataclass
+class StepResult:
+    """One target rate: what was committed, what became visible, and how late."""
+
+    target: int
+    duration: float
+    rows_per_statement: int
+    statements_per_second: float
+    workers: int
+    committed: int = 0
+    window: float = 0.0
+    delivered_in_window: int = 0
+    visible: int = 0
+    lag_p50: float = math.nan
+    lag_p99: float = math.nan
+    lag_max: float = math.nan
+    drain_seconds: float = math.nan
+    drained: bool = False
+    backlog_end: int = 0  # committed − visible at the end of the window
+    backlog_growth: float = 0.0  # events/s, slope of committed − visible over the second half of the window
+    lag_trend: float = 0.0  # seconds of lag per second: slope of lag against commit time, second half
+    relay_p50: float = math.nan  # commit → acknowledged by JetStream and marked published (outbox published_at)
+    relay_p99: float = math.nan
+    outbox_backlog_max: int = 0
+    outbox_backlog_end: int = 0
+    jetstream_pending_max: int = 0
+    jetstream_pending_end: int = 0
+    statement_ms: dict[str, float] = field(default_factory=dict)  # median per op
+    cpu_cores: dict[str, float] = field(default_factory=dict)
+    machine_busy: float = 0.0  # fraction of all vCPUs
+    cpu_pressure: float | None = None  # fraction of the window some task waited for a CPU (PSI "some")
+    messages: int = 0  # JetStream messages the relay stored for this step
+    poll_ms: float = 0.0
+
+    @property
+    def commit_rate(self) -> float:
+        return self.committed / self.window if self.window else 0.0
+
+    @property
+    def delivered_rate(self) -> float:
+        return self.delivered_in_window / self.window if self.window else 0.0
+
+    @property
+    def catch_up_rate(self) -> float:
+        """Events/s delivered after the load stopped (the backlog at the end over the drain time)."""
+        return self.backlog_end / self.drain_seconds if self.drain_seconds > 0.5 and self.drained else math.nan
+
+    @property
+    def events_per_message(self) -> float:
+        return self.committed / self.messages if self.messages else 0.0
+
+    @property
+    def offered(self) -> bool:
+        """The generator committed at least 90% of the target rate."""
+        return self.commit_rate >= 0.9 * self.target
+
+    @property
+    def kept_up(self) -> bool:
+        """The pipeline delivered what was committed: bounded backlog, p99 and catch-up time small."""
+        return (self.drained and self.lag_p99 <= SUSTAINED_P99 and self.drain_seconds <= SUSTAINED_DRAIN
+                and self.lag_trend <= SUSTAINED_TREND)
+
+    def as_json(self) -> dict[str, Any]:
+        return {**asdict(self), "commit_rate": self.commit_rate, "delivered_rate": self.delivered_rate,
+                "events_per_message": self.events_per_message, "catch_up_rate": self.catch_up_rate,
+                "offered": self.offered, "kept_up": self.kept_up}
+
+
+def _slope(points: list[tuple[float, float]]) -> float:
+    if len(points) < 3:
+        return 0.0
+    xs = np.array([p[0] for p in points])
+    ys = np.array([p[1] for p in points])
+    if np.ptp(xs) == 0:
+        return 0.0
+    return float(np.polyfit(xs - xs[0], ys, 1)[0])
+
+
+def run_step(pipeline: BenchPipeline, visibility: Visibility, monitor: Monitor, plan: LoadPlan, duration: float,
+             poll_interval: float = POLL_INTERVAL, drain_timeout: float | None = None) -> StepResult:
+    """Drive ``plan`` for ``duration`` seconds, track visibility until drained, summarise."""
+    result = StepResult(plan.rate, duration, plan.rows, plan.statements_per_second, plan.workers)
+    generator = LoadGenerator(pipeline.database_url, plan)
+    visibility.begin()
+    first_seq = monitor.max_seq() + 1
+    messages_before = monitor.stream_messages()
+    start_at = time.time() + 0.3
+    generator.start(start_at, duration)
+    backlog: list[tuple[float, float]] = []
+    outbox: list[int] = []
+    pending: list[int] = []
+    cpu_start: CpuSnapshot | None = None
+    cpu_end: CpuSnapshot | None = None
+    next_sample = start_at
+    while generator.running():
+        now = time.time()
+        if cpu_start is None and now >= start_at:
+            cpu_start = monitor.cpu()
+        visibility.poll()
+        now = time.time()
+        if start_at <= now <= generator.stop_at:
+            backlog.append((now, generator.events - visibility.since_begin))
+        if now >= next_sample and now <= generator.stop_at:
+            outbox.append(monitor.outbox_backlog())
+            pending.append(monitor.jetstream_pending())
+            pipeline.check_alive()
+            next_sample = now + 1.0
+        if cpu_end is None and now >= generator.stop_at:
+            cpu_end = monitor.cpu()
+        time.sleep(max(0.0, poll_interval - (time.time() - now)))
+    if cpu_start is None:
+        cpu_start = monitor.cpu()
+    if cpu_end is None:  # before join(): the generator's connections (and their CPU) still exist
+        cpu_end = monitor.cpu()
+    generator.join()
+    stopped = time.time()
+    result.committed = generator.events
+    result.window = generator.stop_at - start_at
+    result.backlog_end = generator.events - visibility.since_begin
+    result.outbox_backlog_end = monitor.outbox_backlog()
+    result.jetstream_pending_end = monitor.jetstream_pending()
+    outbox.append(result.outbox_backlog_end)
+    pending.append(result.jetstream_pending_end)
+    # Drain: poll until every committed event of this step has been seen.
+    limit = drain_timeout if drain_timeout is not None else max(120.0, 10 * duration)
+    while visibility.since_begin < generator.events and time.time() - stopped < limit:
+        sent = time.time()
+        visibility.poll()
+        if visibility.since_begin >= generator.events:
+            break
+        pipeline.check_alive()
+        time.sleep(max(0.0, poll_interval - (time.time() - sent)))
+    result.drained = visibility.since_begin >= generator.events
+    last_seen = max((t for t, n in visibility.sightings if n), default=stopped)
+    result.drain_seconds = max(0.0, last_seen - generator.stop_at)
+    if result.drained:
+        visibility.skip_to(monitor.max_seq())
+    result.visible = visibility.since_begin
+    result.delivered_in_window = sum(n for t, n in visibility.sightings if start_at <= t <= generator.stop_at)
+    lags = np.concatenate(visibility.lags) if visibility.lags else np.zeros(0)
+    occurred = np.concatenate(visibility.occurred) if visibility.occurred else np.zeros(0)
+    half = start_at + result.window / 2
+    if len(lags):
+        result.lag_p50, result.lag_p99 = (float(x) for x in np.quantile(lags, [0.5, 0.99]))
+        result.lag_max = float(lags.max())
+        late = occurred >= half
+        if late.sum() > 2 and np.ptp(occurred[late]) > 0:
+            result.lag_trend = float(np.polyfit(occurred[late] - half, lags[late], 1)[0])
+    result.backlog_growth = _slope([p for p in backlog if p[0] >= half])
+    result.relay_p50, result.relay_p99 = monitor.relay_lag(first_seq, monitor.max_seq())
+    result.messages = monitor.stream_messages() - messages_before
+    if cpu_start.pressure_us is not None and cpu_end.pressure_us is not None:
+        result.cpu_pressure = (cpu_end.pressure_us - cpu_start.pressure_us) / 1e6 / max(cpu_end.at - cpu_start.at, 1e-9)
+    result.outbox_backlog_max = max(outbox, default=0)
+    result.jetstream_pending_max = max(pending, default=0)
+    result.statement_ms = {op: statistics.median(v) * 1000 for op, v in generator.latencies.items() if v}
+    result.cpu_cores = cores(cpu_start, cpu_end)
+    machine_total = cpu_end.machine_total - cpu_start.machine_total
+    result.machine_busy = (cpu_end.machine_busy - cpu_start.machine_busy) / machine_total if machine_total else 0.0
+    result.poll_ms = statistics.median(visibility.poll_seconds) * 1000 if visibility.poll_seconds else 0.0
+    return result
+
+
+# --- the sink's ceiling: one pre-encoded request, and the stages on one thread ------------------
+
+
+@dataclass
+class Throughput:
+    """A timed operation over ``events`` events (median over rounds)."""
+
+    name: str
+    events: int
+    seconds: list[float]
+    megabytes: float = 0.0
+    note: str = ""
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.median if self.median else 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return {**asdict(self), "median": self.median, "events_per_second": self.events_per_second}
+
+
+def newest_events(url: str, limit: int) -> list[dict[str, Any]]:
+    """The newest ``limit`` outbox events, as the consumer decodes them from JetStream."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(EVENTS_SQL, (limit,)).fetchall()
+    return [dict(zip(EVENT_KEYS, row, strict=True)) for row in rows]
+
+
+def _time(work: Callable[[], object], rounds: int) -> list[float]:
+    seconds = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        work()
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+def stage_costs(events: list[dict[str, Any]], rounds: int = 3) -> list[Throughput]:
+    """Each CPU stage between the outbox row and the ClickHouse request, on one thread."""
+    n = len(events)
+    messages = [b"[" + b",".join(encode_event(e) for e in events[i:i + 500]) + b"]" for i in range(0, n, 500)]
+    decoded = [e for m in messages for e in orjson.loads(m)]
+    batch = events_to_batch(decoded)
+
+    def decode() -> None:
+        delivered: dict[str, dict[str, Any]] = {}
+        for message in messages:
+            for event in orjson.loads(message):
+                delivered.setdefault(event["event_id"], event)
+
+    return [
+        Throughput("relay: event → JSON message (orjson)", n, _time(
+            lambda: [b"[" + b",".join(encode_event(e) for e in events[i:i + 500]) + b"]" for i in range(0, n, 500)],
+            rounds)),
+        Throughput("consumer: JSON messages → deduplicated dicts", n, _time(decode, rounds)),
+        Throughput("consumer: dicts → Arrow batch (events_to_batch)", n, _time(lambda: events_to_batch(decoded),
+                                                                                 rounds)),
+        Throughput("sink: Arrow → Native body (native_body)", n, _time(lambda: native_body(batch), rounds)),
+    ]
+
+
+def redis_dedup_cost(url: str, events: list[dict[str, Any]], rounds: int = 3) -> Throughput:
+    """The consumer's Redis dedup per batch (``seen`` then ``mark``, as the consumer calls them), in 20k batches."""
+    from quiver.events.dedup import RedisDedup
+
+    pairs = [(str(e["event_id"]), int(e["seq"])) for e in events]
+    sink = f"bench-probe-{os.getpid()}-{time.time_ns() % 10**9}"  # keys of its own, removed afterwards
+
+    async def timed() -> list[float]:
+        seconds = []
+        for round_index in range(rounds):
+            dedup = RedisDedup(url, f"{sink}-{round_index}", ttl_seconds=600)
+            try:
+                started = time.perf_counter()
+                for i in range(0, len(pairs), CONSUMER_BATCH):
+                    chunk = pairs[i:i + CONSUMER_BATCH]
+                    await dedup.seen(chunk)
+                    await dedup.mark(chunk)
+                seconds.append(time.perf_counter() - started)
+                if dedup.down_since is not None:
+                    raise RuntimeError(f"Redis at {url} did not answer")
+            finally:
+                async for key in dedup.redis.scan_iter(match=f"quiver:dedup:{sink}-{round_index}:*", count=1000):
+                    await dedup.redis.delete(key)
+                await dedup.close()
+        return seconds
+
+    return Throughput("consumer: Redis dedup (`seen` + `mark` per batch)", len(pairs), asyncio.run(timed()),
+                      note=f"{CONSUMER_BATCH // 1000}k events per batch")
+
+
+def forget_dedup_entries(url: str, database_url: str, sink: str = "clickhouse") -> int:
+    """Remove this run's event ids from the consumer's Redis dedup sets (shared per sink; they would expire)."""
+    from redis import Redis
+
+    with psycopg.connect(database_url) as conn:
+        ids = [r[0] for r in conn.execute(f"SELECT event_id::text FROM {OUTBOX}").fetchall()]
+    client = Redis.from_url(url, socket_timeout=30)
+    removed = 0
+    try:
+        for key in client.scan_iter(match=f"quiver:dedup:{sink}:*", count=10_000, _type="set"):
+            for i in range(0, len(ids), 10_000):
+                removed += int(client.srem(key, *ids[i:i + 10_000]))
+    finally:
+        client.close()
+    return removed
+
+
+def clickhouse_insert(url: str, database: str, events: list[dict[str, Any]], rounds: int = 3) -> list[Throughput]:
+    """POST the events, encoded once, into a fresh table (same DDL) per round: one request, then 20k-event requests."""
+    batch = events_to_batch(events)
+    sink = ClickHouseSink(url, database)
+
+    async def setup() -> None:
+        try:
+            await sink.setup()
+        finally:
+            await sink.close()
+
+    asyncio.run(setup())
+    info = sink.info
+    assert info is not None
+    body = native_body(batch, datetime64=info.datetime64)
+    chunks = [native_body(batch.slice(i, CONSUMER_BATCH), datetime64=info.datetime64)
+              for i in range(0, batch.num_rows, CONSUMER_BATCH)]
+    insert = f"INSERT INTO {database}.events ({', '.join(COLUMNS)}) FORMAT Native"
+    out = []
+    with httpx.Client(base_url=url, timeout=600) as client:
+
+        def run_sql(statement: str) -> str:
+            response = client.post("/", content=statement.encode())
+            if response.status_code != 200:
+                raise RuntimeError(f"ClickHouse: {response.text[:500]}")
+            return response.text
+
+        def fresh_table() -> None:
+            run_sql(f"DROP TABLE IF EXISTS {database}.events")
+            run_sql(table_ddl(database, info))
+
+        try:
+            for label, bodies in ((f"ClickHouse {info.version}: one Native request", [body]),
+                                  (f"ClickHouse {info.version}: {CONSUMER_BATCH // 1000}k-event Native requests",
+                                   chunks)):
+                seconds = []
+                for _ in range(rounds):
+                    fresh_table()
+                    started = time.perf_counter()
+                    for part in bodies:
+                        response = client.post("/", params={"query": insert}, content=part)
+                        if response.status_code != 200:
+                            raise RuntimeError(f"ClickHouse insert: {response.text[:500]}")
+                    seconds.append(time.perf_counter() - started)
+                    stored = int(run_sql(f"SELECT count() FROM {database}.events FORMAT TSV").strip())
+                    if stored != len(events):
+                        raise AssertionError(f"{label}: {stored} rows stored, {len(events)} sent")
+                out.append(Throughput(label, len(events), seconds, sum(map(len, bodies)) / 1e6,
+                                      f"{len(bodies)} request(s)"))
+        finally:
+            run_sql(f"DROP DATABASE IF EXISTS {database}")
+    return out
+
+
+def chdb_insert(events: list[dict[str, Any]], workdir: Path, rounds: int = 3) -> Throughput:
+    """``INSERT INTO quiver.events SELECT * FROM Python(table)`` in a child process (chDB: one path per process)."""
+    batch = events_to_batch(events)
+    arrow_path = workdir / "probe.arrow"
+    with pa.OSFile(str(arrow_path), "wb") as sink, pa.ipc.new_file(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    result = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--chdb-probe", str(arrow_path),
+                             "--chdb-path", str(workdir / "chdb-probe"), "--rounds", str(rounds)],
+                            capture_output=True, text=True, timeout=900, cwd=ROOT)
+    if result.returncode:
+        raise RuntimeError(f"chDB probe failed: {result.stderr[-2000:]}")
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    return Throughput(f"chDB {answer['version']}: INSERT ... SELECT * FROM Python(table)", len(events),
+                      answer["seconds"], batch.nbytes / 1e6, "Arrow in memory")
+
+
+def _chdb_probe(arrow_path: Path, path: Path, rounds: int) -> None:
+    """The child side of ``chdb_insert``: prints {"version", "seconds"} as JSON."""
+    from quiver.events.sinks.chdb import ChdbSink
+
+    with pa.memory_map(str(arrow_path)) as source:
+        batch = pa.ipc.open_file(source).get_batch(0)
+    sink = ChdbSink(path)
+    seconds = []
+    for _ in range(rounds):
+        sink.query_arrow("DROP TABLE IF EXISTS quiver.events")
+        asyncio.run(sink.setup())
+        started = time.perf_counter()
+        asyncio.run(sink.write(batch))
+        seconds.append(time.perf_counter() - started)
+        stored = sink.query_arrow("SELECT count() AS n FROM quiver.events").column("n")[0].as_py()
+        if stored != batch.num_rows:
+            raise AssertionError(f"chDB stored {stored} of {batch.num_rows}")
+    version = sink.query_arrow("SELECT version() AS v").column("v")[0].as_py()
+    print(json.dumps({"version": version, "seconds": seconds}))
+
+
+# --- conservation ---------------------------------------------------------------------------------
+
+
+@dataclass
+class OracleResult:
+    events: int
+    visible: int
+    problems: list[str]
+    seconds: float
+
+    @property
+    def clean(self) -> bool:
+        return not self.problems
+
+
+def conservation(database_url: str, url: str, database: str, chunk: int = 250_000) -> OracleResult:
+    """``oracle.compare`` of the outbox and ClickHouse's FINAL view, one seq range at a time."""
+    started = time.monotonic()
+    sink = ClickHouseSink(url, database)
+    source_sql = f"SELECT * FROM ({SOURCE_SQL}) AS s WHERE seq BETWEEN %s AND %s ORDER BY seq"
+    problems: list[str] = []
+
+    async def sink_rows(low: int, high: int) -> list[tuple[Any, ...]]:
+        text = await sink.query(f"{sink.visible_events_sql()} WHERE seq BETWEEN {low} AND {high} FORMAT JSONCompact")
+        return [(e, int(s), en, ei, op, int(us), d, ch, a, t) for e, s, en, ei, op, us, d, ch, a, t
+                in orjson.loads(text)["data"]]
+
+    async def count(where: str) -> int:
+        return int((await sink.query(f"SELECT count() FROM {database}.events FINAL {where} FORMAT TSV")).strip())
+
+    async def check() -> tuple[int, int]:
+        try:
+            with psycopg.connect(database_url) as conn:
+                row = conn.execute(f"SELECT coalesce(min(seq), 1), coalesce(max(seq), 0), count(*) FROM {OUTBOX}"
+                                   ).fetchone()
+                assert row is not None
+                low, high, total = (int(x) for x in row)
+                for first in range(low, high + 1, chunk):
+                    last = min(high, first + chunk - 1)
+                    source = [tuple(r) for r in conn.execute(source_sql, (first, last)).fetchall()]
+                    problems.extend(f"seq {first}..{last}: {p}" for p in
+                                    compare(source, await sink_rows(first, last), "clickhouse"))
+            outside = await count(f"WHERE seq < {low} OR seq > {high}")
+            if outside:
+                problems.append(f"clickhouse: {outside} events outside the outbox's seq range {low}..{high}")
+            return total, await count("")
+        finally:
+            await sink.close()
+
+    total, visible = asyncio.run(check())
+    return OracleResult(total, visible, problems, time.monotonic() - started)
+
+
+# --- the whole run --------------------------------------------------------------------------------
+
+
+@dataclass
+class BenchResult:
+    steps: list[StepResult]
+    stages: list[Throughput]
+    inserts: list[Throughput]
+    oracle: OracleResult
+    machine: str
+    date: str
+    command: str
+    duration: float
+    poll_interval: float
+    load_average: tuple[float, float]
+    warmup_events: int = 0
+    profiled: bool = False
+    dedup: str | None = None  # the consumer's Redis dedup URL, None when off
+    probe_errors: list[str] = field(default_factory=list)  # measurements after the steps that failed
+
+    @property
+    def sustained(self) -> StepResult | None:
+        """The step with the highest commit rate the pipeline kept up with."""
+        kept = [s for s in self.steps if s.kept_up]
+        return max(kept, key=lambda s: s.commit_rate) if kept else None
+
+    def as_json(self) -> dict[str, Any]:
+        best = self.sustained
+        return {
+            "steps": [s.as_json() for s in self.steps], "stages": [s.as_json() for s in self.stages],
+            "inserts": [s.as_json() for s in self.inserts], "oracle": asdict(self.oracle),
+            "sustained_rate": best.commit_rate if best else None, "machine": self.machine, "date": self.date,
+            "command": self.command, "duration": self.duration, "poll_interval": self.poll_interval,
+            "load_average": list(self.load_average), "warmup_events": self.warmup_events, "profiled": self.profiled,
+            "dedup": self.dedup, "probe_errors": self.probe_errors,
+        }
+
+
+def optional(what: str, work: Callable[[], T], errors: list[str]) -> T | None:
+    """A measurement not worth losing the whole run over: a failure is noted (and printed), not raised."""
+    try:
+        return work()
+    except Exception as error:  # noqa: BLE001 - reported with the results
+        errors.append(f"{what}: {type(error).__name__}: {error}")
+        print(f"warning: {errors[-1]}", file=sys.stderr, flush=True)
+        return None
+
+
+@contextmanager
+def running_pipeline(admin_url: str, workdir: Path, profile_dir: Path | None = None,
+                     redis_dedup: bool = True) -> Iterator[BenchPipeline]:
+    """A fresh database (capture installed), a private namespace, the relay and the ClickHouse consumer."""
+    template = ensure_template(admin_url)
+    tag = f"{os.getpid()}_{time.time_ns() % 10**9}"
+    name = f"quiver_bench_events_{tag}"
+    url = create_database(admin_url, name, template)
+    pipeline = BenchPipeline(url, workdir, f"bev_{tag}", ("clickhouse",), profile_dir=profile_dir,
+                             redis_dedup=redis_dedup)
+    try:
+        pipeline.cli("install")
+        pipeline.start_all()
+        yield pipeline
+    finally:
+        pipeline.cleanup()
+        drop_database(admin_url, name)
+
+
+def warm_up(pipeline: BenchPipeline, visibility: Visibility, monitor: Monitor, seconds: float,
+            timeout: float = 90.0) -> int:
+    """Low-rate load until the pipeline carries events end to end (processes started, table created)."""
+    deadline = time.time() + timeout
+    committed = 0
+    while time.time() < deadline:
+        step = run_step(pipeline, visibility, monitor, plan_load(1_000, workers=1), seconds, drain_timeout=30)
+        committed += step.committed
+        if step.drained:
+            return committed
+    raise RuntimeError(f"the pipeline did not deliver within {timeout}s: {pipeline.log('relay')[-1500:]} "
+                       f"{pipeline.log('consume:clickhouse')[-1500:]}")
+
+
+def run(admin_url: str, rates: list[int], duration: float, *, machine: str, command: str,
+        poll_interval: float = POLL_INTERVAL, statements_per_second: float = STATEMENTS_PER_SECOND,
+        workers: int | None = None, probe_events: int = PROBE_EVENTS, probe_rounds: int = 3, chdb: bool = True,
+        warmup_seconds: float = 3.0, profile_dir: Path | None = None, redis_dedup: bool = True,
+        progress: bool = False) -> BenchResult:
+    """Every rate in turn, then the insert ceilings and the oracle; everything it created is removed."""
+    plans = [plan_load(rate, statements_per_second, workers) for rate in rates]
+    load_before = os.getloadavg()[0]
+    steps: list[StepResult] = []
+    problems: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="quiver-bench-events-") as tmp, \
+            running_pipeline(admin_url, Path(tmp), profile_dir, redis_dedup) as pipeline:
+        dedup = pipeline.dedup_url
+        visibility = Visibility(pipeline.clickhouse, pipeline.namespace)
+        monitor = Monitor(pipeline)
+        try:
+            warmup = warm_up(pipeline, visibility, monitor, warmup_seconds)
+            for plan in plans:
+                step = run_step(pipeline, visibility, monitor, plan, duration, poll_interval)
+                steps.append(step)
+                if progress:
+                    print(summary_line(step), file=sys.stderr, flush=True)
+            pipeline.wait_drained()
+            pipeline.stop_all()  # the oracle and the probes run alone
+            if progress:
+                print("conservation oracle...", file=sys.stderr, flush=True)
+            oracle = conservation(pipeline.database_url, pipeline.clickhouse, pipeline.namespace)
+            events = newest_events(pipeline.database_url, probe_events)
+            if progress:
+                print(f"insert ceilings over {len(events):,} events...", file=sys.stderr, flush=True)
+            stages = optional("stage costs", lambda: stage_costs(events, probe_rounds), problems) or []
+            if dedup is not None:
+                redis_url = dedup
+                optional("forgetting the Redis dedup entries",
+                         lambda: forget_dedup_entries(redis_url, pipeline.database_url), problems)
+                cost = optional("Redis dedup cost", lambda: redis_dedup_cost(redis_url, events, probe_rounds),
+                                problems)
+                stages += [cost] if cost else []
+            inserts = optional("ClickHouse insert", lambda: clickhouse_insert(
+                pipeline.clickhouse, f"{pipeline.namespace}_probe", events, probe_rounds), problems) or []
+            if chdb:
+                chdb_time = optional("chDB insert", lambda: chdb_insert(events, Path(tmp), probe_rounds), problems)
+                inserts += [chdb_time] if chdb_time else []
+        finally:
+            visibility.close()
+            monitor.close()
+    today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return BenchResult(steps, stages, inserts, oracle, machine, today, command, duration, poll_interval,
+                       (load_before, os.getloadavg()[0]), warmup, profile_dir is not None, dedup, problems)
+
+
+def summary_line(step: StepResult) -> str:
+    return (f"{step.target:>6,}/s: committed {step.commit_rate:,.0f}/s, delivered {step.delivered_rate:,.0f}/s, "
+            f"lag p50 {step.lag_p50:.2f}s p99 {step.lag_p99:.2f}s max {step.lag_max:.2f}s "
+            f"(relay p50 {step.relay_p50:.2f}s p99 {step.relay_p99:.2f}s), trend {step.lag_trend:+.3f}, "
+            f"drain {step.drain_seconds:.1f}s (catch-up {step.catch_up_rate:,.0f}/s), "
+            f"{step.events_per_message:.0f} ev/msg, "
+            f"{'kept up' if step.kept_up else 'fell behind'}; "
+            f"cpu pressure {step.cpu_pressure if step.cpu_pressure is not None else math.nan:.0%}, cpu "
+            + ", ".join(f"{k} {v:.2f}" for k, v in step.cpu_cores.items()))
+
+
+# --- report ---------------------------------------------------------------------------------------
+
+
+def describe_machine(database_url: str, nats_monitor: str | None, clickhouse: str, note: str = "") -> str:
+    """CPUs, memory, OS and the services' versions and durability settings (detected)."""
+    memory = psutil.virtual_memory().total / 2**30
+    os_name = platform.platform()
+    release = Path("/etc/os-release")
+    if release.exists():
+        for line in release.read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                os_name = line.split("=", 1)[1].strip('"')
+    settings = {}
+    with psycopg.connect(database_url) as conn:
+        for name in ("server_version", "fsync", "synchronous_commit"):
+            row = conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()
+            settings[name] = str(row[0]) if row else "?"
+    parts = [f"{os.cpu_count()} vCPUs (shared)", f"{memory:.0f} GB RAM", os_name,
+             f"PostgreSQL {settings['server_version'].split()[0]} (fsync={settings['fsync']}, "
+             f"synchronous_commit={settings['synchronous_commit']})"]
+    if nats_monitor:
+        with suppress(httpx.HTTPError, KeyError, ValueError):
+            varz = httpx.get(f"{nats_monitor}/varz", timeout=5).json()
+            config = varz.get("jetstream", {}).get("config", {})
+            parts.append(f"NATS {varz['version']} (JetStream file storage, "
+                         f"{'sync_interval always' if config.get('sync_always') else 'periodic fsync'})")
+    with suppress(httpx.HTTPError):
+        version = httpx.post(clickhouse, content=b"SELECT version()", timeout=5).text.strip()
+        parts.append(f"ClickHouse {version} (HTTP, Native format)")
+    parts.append(f"Python {platform.python_version()}")
+    return ", ".join(parts) + (f"; {note}" if note else "")
+
+
+def _s(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:.2f}"
+
+
+def render_section(result: BenchResult) -> str:
+    """The markdown section (``## ...`` to the end of this benchmark's text)."""
+    relay, consumer = RelayConfig("", ""), ConsumerSettings()
+    plans = "; ".join(f"{s.target:,}/s: K = {s.rows_per_statement} over {s.workers} connections"
+                      for s in result.steps)
+    lines = [
+        SECTION_TITLE,
+        "",
+        "End-to-end capacity of the event pipeline with everything on one machine: PostgreSQL capture triggers → "
+        "outbox → `quiver events relay` → NATS JetStream → `quiver events consume --sink clickhouse` → the "
+        "ClickHouse server, the relay and consumer as separate processes (`benchmarks/events.py`).",
+        "",
+        f"- **Date:** {result.date}",
+        f"- **Machine:** {result.machine}. Load generator, relay, consumer and all three servers share these "
+        "vCPUs.",
+        f"- **Reproduce:** `scripts/services start`, then `eval \"$(scripts/services env)\"` and "
+        f"`{result.command}`.",
+        f"- **Load:** 1-minute load average {result.load_average[0]:.2f} at the start and "
+        f"{result.load_average[1]:.2f} at the end (the benchmark's own processes included; other work on the "
+        "machine too).",
+        f"- **Pipeline settings:** as shipped (relay: {relay.batch:,} outbox rows per fetch, up to "
+        f"{relay.events_per_message} events per message, {relay.publish_window} publishes in flight; consumer: "
+        f"fetches of up to {consumer.batch_max} messages or {consumer.batch_wait:g} s), Redis dedup in front of the "
+        + (f"sink **on** (`QUIVER_REDIS_URL` = {result.dedup})" if result.dedup else "sink **off**") + ".",
+        "- **Method:** a fresh database cloned from a demo template (20,000 orders) with capture installed, its own "
+        "JetStream namespace and ClickHouse database. Per target rate, a paced open-loop generator commits "
+        f"{result.duration:g} s of small transactions: each one multi-row statement of K rows, cycling INSERT of "
+        "K customers, UPDATE of K orders (two columns), DELETE of K customers inserted earlier, so every statement "
+        f"makes K events (K = rate / statements per second, {plans}). "
+        f"ClickHouse is polled every {result.poll_interval * 1000:.0f} ms for events past the last contiguous "
+        "`seq` seen; an event's *lag* is the time of the poll that first saw it minus its `occurred_at` (the "
+        "trigger's `clock_timestamp()` in the committing transaction), so it includes up to one poll interval. "
+        "*Delivered* counts events first seen during the load window. *Drain* is the time from the end of the "
+        "load until every committed event was visible; *catch-up* is the backlog at the end of the load over the "
+        "drain time (when the drain took over 0.5 s): the pipeline's rate with the writers gone. "
+        "A rate is **sustained** when the pipeline kept up: "
+        f"lag p99 ≤ {SUSTAINED_P99:g} s, drain ≤ {SUSTAINED_DRAIN:g} s, and the lag did not keep growing: its "
+        f"*trend* (least-squares slope of lag against commit time over the window's second half) ≤ "
+        f"{SUSTAINED_TREND:g} s per s, i.e. delivery kept within ~{SUSTAINED_TREND:.0%} of the commit rate. "
+        "*Relay* lag is commit → acknowledged by JetStream and marked in the outbox (`published_at`), from the "
+        "outbox itself; the rest of the total is the consumer, ClickHouse and the poll. The target rates run "
+        f"in increasing order after a warm-up ({result.warmup_events:,} events); each step drains before the next.",
+        "",
+        "| target ev/s | K × stmts/s (conns) | committed ev/s | delivered ev/s | lag p50 s | p99 s | max s "
+        "| relay p50 / p99 s | trend s/s | drain s | backlog at end (ev) | catch-up ev/s "
+        "| outbox unpublished max/end | JetStream pending msgs max/end | sustained |",
+        "|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---|---|",
+    ]
+    for s in result.steps:
+        verdict = "**yes**" if s.kept_up else "no"
+        if not s.offered:
+            verdict += " (load short of target)"
+        lines.append(
+            f"| {s.target:,} | {s.rows_per_statement} × {s.statements_per_second:.0f} ({s.workers}) | "
+            f"{s.commit_rate:,.0f} | {s.delivered_rate:,.0f} | {_s(s.lag_p50)} | {_s(s.lag_p99)} | {_s(s.lag_max)} | "
+            f"{_s(s.relay_p50)} / {_s(s.relay_p99)} | {s.lag_trend:+.3f} | "
+            f"{s.drain_seconds:.1f}{'' if s.drained else ' (not drained)'} | {s.backlog_end:,} | "
+            f"{'–' if math.isnan(s.catch_up_rate) else f'{s.catch_up_rate:,.0f}'} | "
+            f"{s.outbox_backlog_max:,} / {s.outbox_backlog_end:,} | "
+            f"{s.jetstream_pending_max:,} / {s.jetstream_pending_end:,} | {verdict} |"
+        )
+    lines += [
+        "",
+        "Where the CPU went during each load window, in cores (1.00 = one vCPU fully busy; PostgreSQL = this "
+        "database's backends, the generator's included, plus the server's background processes); *machine busy* "
+        "counts every process on the machine, *CPU pressure* is the share of the window during which some runnable "
+        "task waited for a vCPU (Linux PSI `some`); the median statement time per operation; and how many events "
+        "the relay packed per JetStream message (it groups consecutive events of one entity and operation, so "
+        "concurrent transactions, whose `seq` values interleave, make smaller messages):",
+        "",
+        "| target ev/s | relay | consumer | PostgreSQL | NATS | ClickHouse | benchmark process | machine busy "
+        "| CPU pressure | INSERT / UPDATE / DELETE ms | events per JetStream message |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    for s in result.steps:
+        c = s.cpu_cores
+        ms = " / ".join(f"{s.statement_ms[op]:.1f}" if op in s.statement_ms else "–" for op in OPS)
+        lines.append(f"| {s.target:,} | {c.get('relay', 0):.2f} | {c.get('consumer', 0):.2f} | "
+                     f"{c.get('postgres', 0):.2f} | {c.get('nats', 0):.2f} | {c.get('clickhouse', 0):.2f} | "
+                     f"{c.get('benchmark', 0):.2f} | {s.machine_busy:.0%} | "
+                     f"{'–' if s.cpu_pressure is None else f'{s.cpu_pressure:.0%}'} | {ms} | "
+                     f"{s.events_per_message:.1f} |")
+    events = result.inserts[0].events if result.inserts else (result.stages[0].events if result.stages else 0)
+    lines += [
+        "",
+        f"**The sink's ceiling and each stage alone**, over the newest {events:,} events of the run (median of "
+        f"{len(result.inserts[0].seconds) if result.inserts else 0} rounds). ClickHouse: the events encoded once "
+        "with the sink's Native encoder, then only the HTTP POSTs timed, into a freshly created table of the sink's "
+        "DDL each round. chDB: the sink's own write (`INSERT ... SELECT * FROM Python(table)`) in a separate "
+        "process, fresh table each round. Stages: single-threaded CPU work the relay and consumer do per event.",
+        "",
+        "| operation | events | MB | median s | events/s | note |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for t in [*result.inserts, *result.stages]:
+        lines.append(f"| {t.name} | {t.events:,} | {f'{t.megabytes:.1f}' if t.megabytes else '–'} | {t.median:.3f} | "
+                     f"{t.events_per_second:,.0f} | {t.note} |")
+    if result.probe_errors:
+        lines += ["", "Measurements that failed: " + "; ".join(result.probe_errors) + "."]
+    oracle = result.oracle
+    lines += [
+        "",
+        f"**Conservation oracle** (`quiver.events.oracle.compare`, outbox vs ClickHouse `FINAL`, by `seq` range) over "
+        f"all {oracle.events:,} events the run produced ({oracle.visible:,} visible): "
+        + ("**clean**: none missing, none twice, none altered, every history in `seq` order."
+           if oracle.clean else "**FAILED**: " + "; ".join(oracle.problems[:5])),
+        "",
+    ]
+    best = result.sustained
+    at_p99 = next((s for s in result.steps if s.target == TARGET_P99_RATE), None)
+    verdict_rate = ("not measured" if not result.steps else
+                    "met" if best and best.commit_rate >= TARGET_RATE and oracle.clean else "not met")
+    lines.append(
+        "Targets: ≥ 10,000 events/s sustained end to end with zero loss — highest sustained rate measured: "
+        + (f"**{best.commit_rate:,.0f} events/s** (the {best.target:,}/s step)" if best else "**none**")
+        + f", loss {'zero' if oracle.clean else 'NOT zero'}: target **{verdict_rate}**. "
+        + "p99 commit→visible lag < 2 s at 5,000 events/s: "
+        + (f"measured **{_s(at_p99.lag_p99)} s**: target **{'met' if at_p99.lag_p99 < TARGET_P99 else 'not met'}**."
+           if at_p99 else "not measured in this run.")
+    )
+    if result.profiled:
+        lines += ["", "This run had the relay and consumer under cProfile: slower than normal, for finding hot spots."]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def write_section(path: Path, section: str, title: str = SECTION_TITLE) -> None:
+    """Replace this benchmark's section in ``path`` (or append it), keeping every other byte."""
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() == title), None)
+    if start is None:
+        before, after = lines, []
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        before, after = lines[:start], lines[end:]
+    while before and not before[-1].strip():
+        before.pop()
+    out = "\n".join(before) + "\n\n" + section.rstrip("\n") + "\n"
+    if after:
+        out += "\n" + "\n".join(after).rstrip("\n") + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(out, encoding="utf-8")
+
+
+def print_profiles(directory: Path, top: int = 25) -> None:
+    """The hottest functions of each profiled process (by own time), to stderr."""
+    import pstats
+
+    for profile in sorted(directory.glob("*.prof")):
+        print(f"\n=== {profile.name} ===", file=sys.stderr)
+        pstats.Stats(str(profile), stream=sys.stderr).sort_stats("tottime").print_stats(top)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--database-url", default=os.environ.get("QUIVER_TEST_ADMIN_URL", DEFAULT_ADMIN_URL),
+                        help="admin URL of the PostgreSQL server (the benchmark creates and drops its own database)")
+    parser.add_argument("--rates", default=",".join(map(str, DEFAULT_RATES)), help="target events/s, comma-separated")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds of load per rate")
+    parser.add_argument("--poll-interval", type=float, default=POLL_INTERVAL, help="seconds between ClickHouse polls")
+    parser.add_argument("--statements-per-second", type=float, default=STATEMENTS_PER_SECOND,
+                        help="statements per second over all connections (K = rate / this)")
+    parser.add_argument("--workers", type=int, default=None, help="load connections (default: 1 per 2k events/s, 2-12)")
+    parser.add_argument("--probe-events", type=int, default=PROBE_EVENTS, help="events for the insert ceilings")
+    parser.add_argument("--no-chdb", action="store_true", help="skip the chDB insert measurement")
+    parser.add_argument("--no-redis-dedup", action="store_true",
+                        help="run the consumer without Redis dedup even if QUIVER_REDIS_URL is set")
+    parser.add_argument("--profile", default="", help="run relay and consumer under cProfile, .prof files here")
+    parser.add_argument("--output", default=str(DEFAULT_OUTPUT), help="markdown file whose section is rewritten; ''")
+    parser.add_argument("--json", action="store_true", help="print the raw results as JSON")
+    parser.add_argument("--machine-note", default="", help="free text added to the detected machine description")
+    parser.add_argument("--chdb-probe", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--chdb-path", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the insert ceilings and stage timings")
+    args = parser.parse_args(argv)
+    if args.chdb_probe:
+        _chdb_probe(Path(args.chdb_probe), Path(args.chdb_path), args.rounds)
+        return
+    rates = [int(r.replace("_", "")) for r in args.rates.split(",") if r.strip()]
+    if not rates or any(r <= 0 for r in rates) or args.duration <= 0:
+        parser.error("--rates must be positive numbers and --duration > 0")
+    profile_dir = Path(args.profile).resolve() if args.profile else None
+    if profile_dir:
+        profile_dir.mkdir(parents=True, exist_ok=True)
+    command = shlex.join(["python", "benchmarks/events.py", *(argv if argv is not None else sys.argv[1:])])
+    machine = describe_machine(args.database_url, os.environ.get("QUIVER_NATS_MONITOR_URL"), clickhouse_url(),
+                               args.machine_note)
+    result = run(args.database_url, rates, args.duration, machine=machine, command=command,
+                 poll_interval=args.poll_interval, statements_per_second=args.statements_per_second,
+                 workers=args.workers, probe_events=args.probe_events, probe_rounds=args.rounds,
+                 chdb=not args.no_chdb, profile_dir=profile_dir, redis_dedup=not args.no_redis_dedup, progress=True)
+    if profile_dir:
+        print_profiles(profile_dir)
+    if args.json:
+        print(json.dumps(result.as_json(), indent=2, default=float))
+    section = render_section(result)
+    if args.output:
+        write_section(Path(args.output), section)
+        print(f"wrote {args.output}", file=sys.stderr)
+    if not args.json:
+        print(section)
+
+
+if __name__ == "__main__":
+    main()
