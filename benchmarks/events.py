@@ -1185,6 +1185,17 @@ def render_section(result: BenchResult) -> str:
     for t in [*result.inserts, *result.stages]:
         lines.append(f"| {t.name} | {t.events:,} | {f'{t.megabytes:.1f}' if t.megabytes else '–'} | {t.median:.3f} | "
                      f"{t.events_per_second:,.0f} | {t.note} |")
+    behind = next((s for s in result.steps if not s.kept_up), None)
+    if behind is not None:
+        waiting = round(behind.jetstream_pending_end * behind.events_per_message)
+        catch_up = "" if math.isnan(behind.catch_up_rate) else (
+            f" Once the writers stopped, the pipeline caught up at {behind.catch_up_rate:,.0f} events/s.")
+        lines += ["", (
+            f"Where events waited: at the end of the {behind.target:,}/s load (the first rate not sustained), "
+            f"{behind.outbox_backlog_end:,} events were still unpublished in the outbox (waiting for the relay) and "
+            f"about {waiting:,} ({behind.jetstream_pending_end:,} messages) in JetStream (waiting for the consumer); "
+            f"of the median lag of {_s(behind.lag_p50)} s, {_s(behind.relay_p50)} s passed before JetStream had "
+            f"acknowledged the event to the relay.{catch_up}")]
     if result.probe_errors:
         lines += ["", "Measurements that failed: " + "; ".join(result.probe_errors) + "."]
     oracle = result.oracle
@@ -1208,10 +1219,27 @@ def render_section(result: BenchResult) -> str:
         + (f"measured **{_s(at_p99.lag_p99)} s**: target **{'met' if at_p99.lag_p99 < TARGET_P99 else 'not met'}**."
            if at_p99 else "not measured in this run.")
     )
+    lines += ["", "One run on shared vCPUs: a window with high CPU pressure is slowed by every process on the machine "
+              "(the benchmark's own, other work too), so rerun to see the spread before comparing two runs."]
     if result.profiled:
         lines += ["", "This run had the relay and consumer under cProfile: slower than normal, for finding hot spots."]
     lines.append("")
     return "\n".join(lines)
+
+
+def result_from_json(data: dict[str, Any]) -> BenchResult:
+    """A ``BenchResult`` back from ``--json`` output (to render the section again without measuring)."""
+
+    def build(cls: Any, values: dict[str, Any]) -> Any:
+        return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
+
+    return BenchResult(
+        steps=[build(StepResult, s) for s in data["steps"]], stages=[build(Throughput, t) for t in data["stages"]],
+        inserts=[build(Throughput, t) for t in data["inserts"]], oracle=build(OracleResult, data["oracle"]),
+        machine=data["machine"], date=data["date"], command=data["command"], duration=data["duration"],
+        poll_interval=data["poll_interval"], load_average=tuple(data["load_average"]),
+        warmup_events=data.get("warmup_events", 0), profiled=data.get("profiled", False), dedup=data.get("dedup"),
+        probe_errors=data.get("probe_errors", []))
 
 
 def write_section(path: Path, section: str, title: str = SECTION_TITLE) -> None:
@@ -1261,12 +1289,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", default=str(DEFAULT_OUTPUT), help="markdown file whose section is rewritten; ''")
     parser.add_argument("--json", action="store_true", help="print the raw results as JSON")
     parser.add_argument("--machine-note", default="", help="free text added to the detected machine description")
+    parser.add_argument("--from-json", default="", help="render the section from a saved --json output, no run")
     parser.add_argument("--chdb-probe", default="", help=argparse.SUPPRESS)
     parser.add_argument("--chdb-path", default="", help=argparse.SUPPRESS)
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the insert ceilings and stage timings")
     args = parser.parse_args(argv)
     if args.chdb_probe:
         _chdb_probe(Path(args.chdb_probe), Path(args.chdb_path), args.rounds)
+        return
+    if args.from_json:
+        section = render_section(result_from_json(json.loads(Path(args.from_json).read_text())))
+        if args.output:
+            write_section(Path(args.output), section)
+            print(f"wrote {args.output}", file=sys.stderr)
+        print(section)
         return
     rates = [int(r.replace("_", "")) for r in args.rates.split(",") if r.strip()]
     if not rates or any(r <= 0 for r in rates) or args.duration <= 0:

@@ -7,6 +7,7 @@ ClickHouse database (all removed afterwards), and never writes ``docs/benchmarks
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import sys
 from pathlib import Path
@@ -74,6 +75,8 @@ def test_one_low_rate_end_to_end(bench: ModuleType) -> None:
     assert "| 1,000 | 10 × 100 (2) |" in section and "**clean**" in section
     assert "not measured in this run" in section  # the 5k/s lag target
     assert result.as_json()["oracle"]["problems"] == []
+    again = bench.result_from_json(json.loads(json.dumps(result.as_json(), default=float)))
+    assert bench.render_section(again) == section  # --from-json renders the same section
     assert _doc_state() == doc_before
 
 
