@@ -88,7 +88,7 @@ def test_opensearch_paused_for_30_seconds(pipeline: Pipeline, cluster: Cluster) 
         time.sleep(30)
         assert written(pipeline, "clickhouse") > before, "ClickHouse stopped receiving while OpenSearch was frozen"
     finally:
-        cluster.resume(frozen)
+        cluster.resume(frozen, "opensearch")
     load.join()
     settle(pipeline)
 
@@ -145,7 +145,7 @@ def test_everything_down_then_back_in_another_order(pipeline: Pipeline, cluster:
     load.join()
     for name in ("redis", "opensearch", "nats", "clickhouse"):  # not the order they went down in
         if name == "opensearch":
-            cluster.resume(frozen)
+            cluster.resume(frozen, "opensearch")
         else:
             cluster.restart(name)
         time.sleep(1)
