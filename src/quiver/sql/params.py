@@ -13,6 +13,7 @@ Either way the SQL text holds only catalog identifiers and constants we generate
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from decimal import Decimal
 from typing import Any
 
@@ -46,14 +47,16 @@ def text_form(value: Any, pg_type: PgType) -> str | None:
     raise BadValue(f"unsupported value {value!r}")
 
 
-class Params:
-    """Collects values; returns typed SQL expressions that stand for them."""
+class Params(ABC):
+    """Collects values; returns typed SQL expressions that stand for them (two binders below)."""
 
+    @abstractmethod
     def value(self, value: Any, pg_type: PgType, sql_type: str | None = None) -> str:
-        raise NotImplementedError
+        """An SQL expression of type ``sql_type`` standing for ``value``."""
 
+    @abstractmethod
     def array(self, values: list[Any], pg_type: PgType, sql_type: str | None = None) -> str:
-        raise NotImplementedError
+        """An SQL array expression standing for ``values``."""
 
 
 # Stands for a placeholder while SQL is built; NUL never occurs in identifiers.
