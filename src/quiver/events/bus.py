@@ -1,4 +1,8 @@
-"""The JetStream side: one stream of events, subjects ``quiver.events.<entity>.<op>``.
+"""The JetStream side: one stream of events, one subject per entity: ``quiver.events.<entity>``.
+
+One subject per entity (not per entity and operation) lets a message carry a run of one
+entity's events in ``seq`` order whatever their operations, so messages stay large when
+inserts, updates and deletes interleave, and a reader of one entity sees its events in order.
 
 The stream deduplicates publishes by ``Nats-Msg-Id`` (= event_id) within its
 duplicate window, so a relay that crashes after publishing and before marking the
@@ -42,8 +46,12 @@ class Topology:
     def dlq_prefix(self) -> str:
         return f"{self.namespace}.dlq"
 
-    def subject(self, entity: str, op: str) -> str:
-        return f"{self.prefix}.{entity_token(entity)}.{op}"
+    def subject(self, entity: str) -> str:
+        return f"{self.prefix}.{entity_token(entity)}"
+
+    def filter(self, entity: str | None = None) -> str:
+        """The subject filter for one entity's events, or for all of them."""
+        return self.subject(entity) if entity else f"{self.prefix}.>"
 
 
 DEFAULT = Topology()

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,14 +33,19 @@ from quiver.events.metrics import EventMetrics
 
 log = logging.getLogger("quiver.relay")
 
+_COLUMNS = """seq, event_id::text, entity, entity_id, op,
+       CAST(floor(extract(epoch FROM occurred_at) * 1000000) AS bigint), data::text, changed, actor, tenant_id"""
+_READY = f"FROM {OUTBOX} WHERE published_at IS NULL AND txid < pg_snapshot_xmin(pg_current_snapshot())"
+# The first unpublished rows outside the seq span [low, high] of the batches in flight. Two index
+# range scans: a filter "not one of these 20k seqs" would cost seconds per read.
 _FETCH = f"""
-SELECT seq, event_id::text, entity, entity_id, op,
-       CAST(floor(extract(epoch FROM occurred_at) * 1000000) AS bigint), data::text, changed, actor, tenant_id
-FROM {OUTBOX}
-WHERE published_at IS NULL AND txid < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY seq
-LIMIT %s
+SELECT * FROM (
+    (SELECT {_COLUMNS} {_READY} AND seq < %(low)s ORDER BY seq LIMIT %(limit)s)
+    UNION ALL
+    (SELECT {_COLUMNS} {_READY} AND seq > %(high)s ORDER BY seq LIMIT %(limit)s)
+) AS ready ORDER BY seq LIMIT %(limit)s
 """
+_HEADROOM = 4096  # headers and framing of a message, below the server's max_payload
 _MARK = f"UPDATE {OUTBOX} SET published_at = clock_timestamp() WHERE seq = ANY(%s)"
 _PRUNE = f"DELETE FROM {OUTBOX} WHERE published_at < clock_timestamp() - make_interval(secs => %s)"
 _BACKLOG = f"SELECT count(*) FROM {OUTBOX} WHERE published_at IS NULL"
@@ -49,13 +55,14 @@ _BACKLOG = f"SELECT count(*) FROM {OUTBOX} WHERE published_at IS NULL"
 class RelayConfig:
     database_url: str
     nats_url: str
-    batch: int = 2000
+    batch: int = 10_000  # outbox rows per read
     poll_interval: float = 0.5  # fallback when no NOTIFY arrives
     retention_seconds: float = 3600.0  # published rows kept this long, then pruned
     prune_every: float = 30.0
     max_backoff: float = 5.0
     publish_window: int = 64  # messages in flight at once
-    events_per_message: int = 500
+    events_per_message: int = 1000
+    max_message_bytes: int = 1 << 20  # and never above the server's max_payload
     topology: bus.Topology = field(default_factory=bus.Topology)
 
 
@@ -85,11 +92,14 @@ class Relay:
         nc, js = await bus.connect(self.config.nats_url, name="quiver-relay")
         try:
             await bus.ensure_streams(js, self.config.topology)
-            async with await psycopg.AsyncConnection.connect(self.config.database_url, autocommit=True) as conn:
+            limit = min(self.config.max_message_bytes, nc.max_payload - _HEADROOM)
+            connect = psycopg.AsyncConnection.connect
+            async with await connect(self.config.database_url, autocommit=True) as reader, \
+                    await connect(self.config.database_url, autocommit=True) as marker:
                 wake = asyncio.Event()
                 listener = asyncio.create_task(self._listen(wake, stop))
                 try:
-                    await self._loop(conn, js, wake, stop)
+                    await self._loop(reader, marker, js, wake, stop, limit)
                 finally:
                     listener.cancel()
         finally:
@@ -103,51 +113,77 @@ class Relay:
                 if stop.is_set():
                     return
 
-    async def _loop(self, conn: psycopg.AsyncConnection[Any], js: JetStreamContext, wake: asyncio.Event,
-                    stop: asyncio.Event) -> None:
-        last_prune = 0.0
-        while not stop.is_set():
-            wake.clear()
-            rows = await (await conn.execute(_FETCH, (self.config.batch,))).fetchall()
-            if rows:
-                await self._publish(js, rows)
-                await conn.execute(_MARK, ([r[0] for r in rows],))
-                self.published += len(rows)
-                self.metrics.published.inc(len(rows))
-            if time.monotonic() - last_prune > self.config.prune_every:
-                await conn.execute(_PRUNE, (self.config.retention_seconds,))
-                backlog = await (await conn.execute(_BACKLOG)).fetchone()
-                self.metrics.outbox_backlog.set(backlog[0] if backlog else 0)
-                last_prune = time.monotonic()
-            if len(rows) < self.config.batch:
-                # Caught up (or held back by a running transaction): wait for a NOTIFY or the poll.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), self.config.poll_interval)
+    async def _loop(self, reader: psycopg.AsyncConnection[Any], marker: psycopg.AsyncConnection[Any],
+                    js: JetStreamContext, wake: asyncio.Event, stop: asyncio.Event, message_bytes: int) -> None:
+        """Three stages overlapped: batch N is published while N+1 is read and N-1 is marked.
 
-    async def _publish(self, js: JetStreamContext, rows: list[tuple[Any, ...]]) -> None:
-        """Publish ``rows`` (in seq order) as messages of up to ``events_per_message`` events each.
-
-        Consecutive events with the same entity and op share a message on their subject,
-        so one fsync covers many events; the message id names its exact seq range, so a
-        republished identical message is dropped by JetStream, and sinks dedupe per event.
+        The read of N+1 skips the seq span of N and N-1 (published or being published, not
+        yet marked), so nothing is read twice; a crash anywhere leaves rows unmarked, which
+        the next session publishes again (JetStream drops the identical messages).
         """
-        messages: list[tuple[str, bytes, str]] = []
-        group: list[tuple[Any, ...]] = []
+        marking: asyncio.Task[None] | None = None
+        marking_span = (0, 0)
+        publishing: asyncio.Task[None] | None = None
+        last_prune = 0.0
+        try:
+            wake.clear()
+            rows = await self._fetch(reader)
+            while not stop.is_set():
+                if not rows:
+                    if marking is not None:
+                        await marking
+                        marking, marking_span = None, (0, 0)
+                    # Caught up (or held back by a running transaction): wait for a NOTIFY or the poll.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), self.config.poll_interval)
+                    wake.clear()
+                    rows = await self._fetch(reader)
+                    continue
+                span = (rows[0][0], rows[-1][0])
+                publishing = asyncio.create_task(self._publish(js, rows, message_bytes))
+                wake.clear()
+                # A late commit inside the span in flight waits for a later read (it is not lost:
+                # nothing is in flight once the relay is idle).
+                in_flight = (min(span[0], marking_span[0]) if marking is not None else span[0],
+                             max(span[1], marking_span[1]))
+                following = await self._fetch(reader, *in_flight)
+                await publishing
+                publishing = None
+                if marking is not None:
+                    await marking
+                marking, marking_span = asyncio.create_task(self._mark(marker, [r[0] for r in rows])), span
+                rows = following
+                if time.monotonic() - last_prune > self.config.prune_every:
+                    await self._prune(reader)
+                    last_prune = time.monotonic()
+            if marking is not None:
+                await marking
+                marking = None
+        finally:
+            for task in (publishing, marking):
+                if task is not None and not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
 
-        def flush() -> None:
-            if group:
-                first, last = group[0], group[-1]
-                msg_id = f"{first[2]}.{first[4]}.{first[0]}-{last[0]}.{len(group)}"
-                body = b"[" + b",".join(_body(r) for r in group) + b"]"
-                messages.append((self.config.topology.subject(first[2], first[4]), body, msg_id))
-                group.clear()
+    async def _fetch(self, reader: psycopg.AsyncConnection[Any], low: int = 0, high: int = 0) -> list[tuple[Any, ...]]:
+        """Up to ``batch`` publishable rows in seq order, none with ``low <= seq <= high``."""
+        params = {"low": low, "high": high, "limit": self.config.batch}
+        return await (await reader.execute(_FETCH, params)).fetchall()
 
-        for row in rows:
-            if group and (row[2] != group[0][2] or row[4] != group[0][4]
-                          or len(group) >= self.config.events_per_message):
-                flush()
-            group.append(row)
-        flush()
+    async def _mark(self, marker: psycopg.AsyncConnection[Any], seqs: list[int]) -> None:
+        await marker.execute(_MARK, (seqs,))
+        self.published += len(seqs)
+        self.metrics.published.inc(len(seqs))
+
+    async def _prune(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        await conn.execute(_PRUNE, (self.config.retention_seconds,))
+        backlog = await (await conn.execute(_BACKLOG)).fetchone()
+        self.metrics.outbox_backlog.set(backlog[0] if backlog else 0)
+
+    async def _publish(self, js: JetStreamContext, rows: list[tuple[Any, ...]], message_bytes: int) -> None:
+        """Publish ``rows`` (in seq order) as messages, at most ``publish_window`` awaiting their ack."""
+        messages = group_messages(rows, self.config.topology, self.config.events_per_message, message_bytes)
         window = self.config.publish_window
         for start in range(0, len(messages), window):
             acks = await asyncio.gather(*(
@@ -157,6 +193,43 @@ class Relay:
             duplicates = sum(1 for a in acks if a.duplicate)
             if duplicates:
                 self.metrics.republished.inc(duplicates)
+
+
+def group_messages(rows: list[tuple[Any, ...]], topology: bus.Topology, max_events: int,
+                   max_bytes: int) -> list[tuple[str, bytes, str]]:
+    """``(subject, body, message id)`` per message: runs of one entity's events, in seq order.
+
+    The rows are partitioned by entity, keeping their order, so concurrent transactions on
+    different tables still make large messages (one fsync for many events) while each
+    entity's events stay in ``seq`` order on its subject. A message holds at most
+    ``max_events`` events and ``max_bytes`` bytes (one larger event travels alone). Its id
+    names its exact seq range, so a republished identical message is dropped by JetStream;
+    sinks dedupe per event in every case.
+    """
+    by_entity: dict[str, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        by_entity.setdefault(row[2], []).append(row)
+    messages: list[tuple[str, bytes, str]] = []
+    for entity, entity_rows in by_entity.items():
+        subject = topology.subject(entity)
+        for group in _runs([(row[0], _body(row)) for row in entity_rows], max_events, max_bytes):
+            body = b"[" + b",".join(encoded for _, encoded in group) + b"]"
+            messages.append((subject, body, f"{entity}.{group[0][0]}-{group[-1][0]}.{len(group)}"))
+    return messages
+
+
+def _runs(encoded: list[tuple[int, bytes]], max_events: int, max_bytes: int) -> Iterator[list[tuple[int, bytes]]]:
+    """Consecutive runs of at most ``max_events`` events and ``max_bytes`` bytes as a JSON array."""
+    group: list[tuple[int, bytes]] = []
+    size = 1  # the opening bracket
+    for item in encoded:
+        if group and (len(group) >= max_events or size + len(item[1]) + 1 > max_bytes):
+            yield group
+            group, size = [], 1
+        group.append(item)
+        size += len(item[1]) + 1
+    if group:
+        yield group
 
 
 def _body(row: tuple[Any, ...]) -> bytes:

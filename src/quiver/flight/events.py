@@ -47,7 +47,7 @@ def event_batches(nats_url: str, topology: bus.Topology, ticket: EventsTicket, *
     nc = None
     try:
         nc, js = loop.run_until_complete(bus.connect(nats_url, name="quiver-flight-events"))
-        subject = f"{topology.prefix}.{bus.entity_token(ticket.entity)}.>" if ticket.entity else f"{topology.prefix}.>"
+        subject = topology.filter(ticket.entity)
         config = ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL,
                                 inactive_threshold=60.0)
         subscription = loop.run_until_complete(js.pull_subscribe(subject, stream=topology.stream, config=config))
