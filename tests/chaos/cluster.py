@@ -32,7 +32,7 @@ class Cluster:
 
             installed = ROOT / ".services" / "opensearch" / "dist" / f"opensearch-{VERSION}"  # by scripts/services
             self.servers["opensearch"] = EmbeddedOpenSearch(self.root / "opensearch", free_port(), free_port(),
-                                                            home=installed)
+                                                            home=installed, heap=("256m", "512m"), quick_start=True)
         for server in self.servers.values():
             server.start()
 

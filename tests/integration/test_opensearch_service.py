@@ -64,7 +64,8 @@ def private_server(tmp_path: Path) -> Iterator[EmbeddedOpenSearch]:
     home = EmbeddedOpenSearch(ROOT / ".services" / "opensearch", 0, 0).home
     if not home.exists():
         pytest.fail(f"{home} is missing: run `scripts/services start` (it installs OpenSearch)")
-    server = EmbeddedOpenSearch(tmp_path / "opensearch", free_port(), free_port(), home=home)
+    server = EmbeddedOpenSearch(tmp_path / "opensearch", free_port(), free_port(), home=home, heap=("256m", "512m"),
+                                quick_start=True)
     yield server
     server.stop(timeout=10)
 
