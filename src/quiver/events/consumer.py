@@ -11,6 +11,7 @@ those go to the dead-letter stream with the reason, the rest are written.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -79,18 +80,48 @@ class SinkConsumer:
                                             config=config)
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Fetch, write, acknowledge until ``stop``; the next fetch and the last acknowledgements
+        overlap the current write, so the sink's round trip is not added to theirs."""
         await bus.ensure_streams(self.js, self.settings.topology)
         await self.sink.setup()
         subscription = await self.subscribe()
-        while not stop.is_set():
-            try:
-                messages = await subscription.fetch(self.settings.batch_max, timeout=self.settings.batch_wait)
-            except (TimeoutError, NatsTimeout):
-                continue
-            await self.handle(messages, stop)
+        fetching = asyncio.create_task(self._fetch(subscription))
+        finishing: asyncio.Task[None] | None = None
+        try:
+            while not stop.is_set():
+                messages = await fetching
+                fetching = asyncio.create_task(self._fetch(subscription))
+                if not messages:
+                    continue
+                items = await self.fresh(messages)
+                if items:
+                    await self.write(items, stop)
+                if finishing is not None:
+                    await finishing
+                finishing = asyncio.create_task(self.finish(messages, items))
+        finally:
+            fetching.cancel()
+            # Acknowledgements in progress complete; the error that ends the run is the one reported.
+            for task in (fetching, finishing):
+                if task is not None:
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+
+    async def _fetch(self, subscription: Any) -> list[Any]:
+        try:
+            return list(await subscription.fetch(self.settings.batch_max, timeout=self.settings.batch_wait))
+        except (TimeoutError, NatsTimeout):
+            return []
 
     async def handle(self, messages: list[Any], stop: asyncio.Event) -> None:
         """Write the events of ``messages`` (each a JSON array of events), then acknowledge them."""
+        items = await self.fresh(messages)
+        if items:
+            await self.write(items, stop)
+        await self.finish(messages, items)
+
+    async def fresh(self, messages: list[Any]) -> list[Delivered]:
+        """The events of ``messages``, each once, minus those Redis says this sink already wrote."""
         delivered: dict[str, Delivered] = {}
         for message in messages:
             for event in orjson.loads(message.data):
@@ -99,11 +130,12 @@ class SinkConsumer:
         if self.dedup is not None:
             for event_id in await self.dedup.seen([(e, d.event["seq"]) for e, d in delivered.items()]):
                 del delivered[event_id]
-        items = list(delivered.values())
-        if items:
-            await self.write(items, stop)
-            if self.dedup is not None:
-                await self.dedup.mark([(i.event["event_id"], i.event["seq"]) for i in items])
+        return list(delivered.values())
+
+    async def finish(self, messages: list[Any], written: list[Delivered]) -> None:
+        """Record ``written`` in Redis, then acknowledge ``messages`` (whose events are all stored)."""
+        if self.dedup is not None and written:
+            await self.dedup.mark([(i.event["event_id"], i.event["seq"]) for i in written])
         for message in messages:
             await message.ack()
 
