@@ -1,7 +1,12 @@
-"""Smoke test of the events benchmark: the whole run at 1,000 events/s for 3 s, against the real services.
+"""Smoke and load tests of the events benchmark, against the real services, into both server sinks.
 
-It starts its own relay and ClickHouse consumer over a fresh database, JetStream namespace and
-ClickHouse database (all removed afterwards), and never writes ``docs/benchmarks.md``.
+Each run starts its own relay and one consumer per sink (ClickHouse server and OpenSearch) over a
+fresh database, JetStream namespace, ClickHouse database and OpenSearch index prefix (all removed
+afterwards), with Redis dedup on when ``QUIVER_REDIS_URL`` is set (``scripts/services env`` sets it),
+and never writes ``docs/benchmarks.md``. The first test checks the machinery at 1,000 events/s;
+the load test offers 10,000 events/s for a CI-safe length and checks zero loss in both sinks. Lag
+and throughput thresholds are the benchmark's business (``benchmarks/events.py``), not asserted here:
+the machine is shared.
 """
 
 from __future__ import annotations
@@ -9,15 +14,23 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
+from quiver.events.relay import RelayConfig
 from tests.conftest import ROOT, admin_url
 
 DOC = ROOT / "docs" / "benchmarks.md"
+SINKS = ("clickhouse", "search")
+LOAD_RATE = 10_000  # events/s offered by the load test (the issue's target)
+LOAD_SECONDS = 10.0  # of load: CI-safe; benchmarks/events.py runs longer
+DRAIN_BOUND = 120.0  # seconds after the load within which every committed event must be visible in every sink
 
 
 def _load_benchmark() -> ModuleType:
@@ -42,30 +55,50 @@ def _doc_state() -> tuple[bool, float, int]:
     return (DOC.exists(), DOC.stat().st_mtime, DOC.stat().st_size) if DOC.exists() else (False, 0.0, 0)
 
 
+def _check_dedup(result: Any) -> None:
+    """Dedup as the environment says; when on, every consumer recorded every event it wrote in Redis."""
+    redis = os.environ.get("QUIVER_REDIS_URL") or None
+    assert result.dedup == redis
+    if redis:
+        assert result.dedup_recorded == {sink: result.oracle.events for sink in SINKS}
+
+
 def test_one_low_rate_end_to_end(bench: ModuleType) -> None:
     doc_before = _doc_state()
     result = bench.run(admin_url(), [1_000], 3.0, machine="smoke", command="pytest", probe_events=2_000,
                        probe_rounds=1, warmup_seconds=1.0)
 
+    assert result.sinks == SINKS
     [step] = result.steps
     assert step.target == 1_000 and step.rows_per_statement == 10
     assert step.committed > 0 and step.committed % 10 == 0  # K = 10 events per statement
-    assert step.drained and step.visible == step.committed  # every committed event became visible
-    assert step.delivered_in_window > 0 and step.commit_rate > 0
-    for lag in (step.lag_p50, step.lag_p99, step.lag_max, step.relay_p50, step.relay_p99):
+    assert step.commit_rate > 0 and step.drained and step.messages > 0
+    assert set(step.sinks) == set(SINKS)
+    for sink in step.sinks.values():
+        assert sink.drained and sink.visible == step.committed, sink.sink  # every committed event became visible
+        assert sink.delivered_in_window > 0 and sink.window == step.window
+        for lag in (sink.lag_p50, sink.lag_p99, sink.lag_max):
+            assert math.isfinite(lag) and 0 < lag < 60
+        assert sink.lag_p50 <= sink.lag_p99 <= sink.lag_max
+        assert step.relay_p50 <= sink.lag_p99  # the relay is part of the whole way
+    for lag in (step.relay_p50, step.relay_p99):
         assert math.isfinite(lag) and 0 < lag < 60
-    assert step.lag_p50 <= step.lag_p99 <= step.lag_max
-    assert step.relay_p50 <= step.lag_p99  # the relay is part of the whole way
     assert set(step.statement_ms) == set(bench.OPS)
-    assert {"relay", "consumer", "postgres", "nats", "clickhouse"} <= set(step.cpu_cores)
-    assert step.cpu_cores["relay"] > 0 and step.cpu_cores["consumer"] > 0
-    assert step.messages > 0 and 1 <= step.events_per_message <= 500
+    groups = {"relay", "consumer-clickhouse", "consumer-search", "postgres", "nats", "clickhouse", "opensearch"}
+    assert groups <= set(step.cpu_cores)
+    assert all(step.cpu_cores[g] > 0 for g in ("relay", "consumer-clickhouse", "consumer-search"))
+    assert 1 <= step.events_per_message <= RelayConfig("", "").events_per_message
+    assert result.search_refresh and result.search_refresh != "unknown"  # e.g. "1s (server default)"
 
     assert result.oracle.clean, result.oracle.problems
     assert result.probe_errors == []
-    assert result.oracle.events == result.oracle.visible == step.committed + result.warmup_events
+    assert result.oracle.visible == {sink: step.committed + result.warmup_events for sink in SINKS}
+    assert result.oracle.events == step.committed + result.warmup_events
+    _check_dedup(result)
     names = [t.name for t in result.inserts]
-    assert any("one Native request" in n for n in names) and any("chDB" in n for n in names)
+    for wanted in ("one Native request", "the search sink's `_bulk` requests", "the search sink's `write()`", "chDB"):
+        assert any(wanted in n for n in names), (wanted, names)
+    assert any("bulk_bodies" in t.name for t in result.stages)
     for timing in [*result.inserts, *result.stages]:
         assert timing.events == 2_000 and timing.events_per_second > 0
     assert any("Redis dedup" in t.name for t in result.stages) == bool(result.dedup)
@@ -73,10 +106,51 @@ def test_one_low_rate_end_to_end(bench: ModuleType) -> None:
     section = bench.render_section(result)
     assert section.startswith(bench.SECTION_TITLE)
     assert "| 1,000 | 10 × 100 (2) |" in section and "**clean**" in section
+    assert "| 1,000 | ClickHouse |" in section and "| 1,000 | OpenSearch |" in section
     assert "not measured in this run" in section  # the 5k/s lag target
     assert result.as_json()["oracle"]["problems"] == []
     again = bench.result_from_json(json.loads(json.dumps(result.as_json(), default=float)))
     assert bench.render_section(again) == section  # --from-json renders the same section
+    assert _doc_state() == doc_before
+
+
+def test_load_at_10k_events_per_second_into_both_sinks_loses_nothing(
+        bench: ModuleType, record_property: Callable[[str, object], None], capsys: pytest.CaptureFixture[str]) -> None:
+    """The issue's load check at a CI-safe length: the real pipeline, both sinks, Redis dedup on, zero loss."""
+    if not os.environ.get("QUIVER_REDIS_URL"):
+        pytest.fail("Redis dedup is part of this load check: set QUIVER_REDIS_URL (eval \"$(scripts/services env)\")")
+    doc_before = _doc_state()
+    result = bench.run(admin_url(), [LOAD_RATE], LOAD_SECONDS, machine="load test", command="pytest",
+                       probes=False, chdb=False, warmup_seconds=1.0)
+
+    [step] = result.steps
+    lines = [f"events load: {LOAD_RATE:,} events/s offered for {step.window:.1f} s, committed "
+             f"{step.commit_rate:,.0f} events/s ({step.committed:,} events), relay lag p50 {step.relay_p50:.2f} s "
+             f"p99 {step.relay_p99:.2f} s, Redis dedup {'on' if result.dedup else 'off'}"]
+    record_property("events_committed_per_second", round(step.commit_rate))
+    for sink in step.sinks.values():
+        lines.append(f"  {bench.SINK_NAMES[sink.sink]}: delivered {sink.delivered_rate:,.0f} events/s during the "
+                     f"load, lag p50 {sink.lag_p50:.2f} s p99 {sink.lag_p99:.2f} s max {sink.lag_max:.2f} s, "
+                     f"drained {sink.drain_seconds:.1f} s after the load, kept up: {sink.kept_up}")
+        for key in ("delivered_rate", "lag_p50", "lag_p99", "lag_max", "drain_seconds"):
+            record_property(f"events_{sink.sink}_{key}", round(getattr(sink, key), 3))
+    lines.append(f"  conservation oracle over {result.oracle.events:,} events in {result.oracle.seconds:.1f} s: "
+                 + ("clean" if result.oracle.clean else "; ".join(result.oracle.problems[:3])))
+    with capsys.disabled():  # in the suite's output without -s
+        print("\n" + "\n".join(lines))
+
+    assert step.offered, f"the generator committed only {step.commit_rate:,.0f} of {LOAD_RATE:,} events/s"
+    assert set(step.sinks) == set(SINKS)
+    for sink in step.sinks.values():
+        assert sink.drained and sink.drain_seconds <= DRAIN_BOUND, lines
+        assert sink.visible == step.committed, lines
+        for lag in (sink.lag_p50, sink.lag_p99):
+            assert math.isfinite(lag) and lag > 0
+    assert result.oracle.clean, result.oracle.problems  # none missing, none twice, none altered, in both sinks
+    assert result.oracle.visible == {sink: result.oracle.events for sink in SINKS}
+    assert result.oracle.events == step.committed + result.warmup_events
+    _check_dedup(result)
+    assert result.probe_errors == []
     assert _doc_state() == doc_before
 
 

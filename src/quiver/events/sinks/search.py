@@ -275,6 +275,20 @@ class SearchSink:
             items.append(_Item(event_id, index, orjson.dumps(action) + b"\n" + orjson.dumps(document) + b"\n"))
         return items, rejected
 
+    def bulk_params(self) -> dict[str, str]:
+        """The query parameters of every ``_bulk`` request this sink sends."""
+        return {"timeout": f"{int(self.wait_timeout * 1000)}ms",
+                "filter_path": "errors,items.*._id,items.*.status,items.*.error"}
+
+    def bulk_bodies(self, batch: pa.RecordBatch) -> tuple[list[bytes], dict[str, str]]:
+        """The NDJSON bodies of the ``_bulk`` requests ``write(batch)`` sends first (cut at ``max_bulk_bytes``).
+
+        Also the events refused without being sent. Encoded by the same code as ``write``, so a
+        benchmark can time the server's own bulk rate on exactly the sink's requests.
+        """
+        items, rejected = self._items(batch)
+        return [_body(chunk) for chunk in self._chunks(items)], rejected
+
     def _chunks(self, items: list[_Item]) -> Iterator[list[_Item]]:
         chunk: list[_Item] = []
         size = 0
@@ -292,11 +306,8 @@ class SearchSink:
 
         Returns the items to send again. Whole-request failures raise (see the module docstring).
         """
-        response = await self._request(
-            "POST", "/_bulk", content=b"".join(item.lines for item in items), ndjson=True,
-            params={"timeout": f"{int(self.wait_timeout * 1000)}ms",
-                    "filter_path": "errors,items.*._id,items.*.status,items.*.error"},
-        )
+        response = await self._request("POST", "/_bulk", content=_body(items), ndjson=True,
+                                       params=self.bulk_params())
         status = response.status_code
         if status >= 300:
             reason = f"bulk request answered {status}: {response.text[:1000]}"
@@ -415,6 +426,11 @@ class SearchSink:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+
+def _body(items: Iterable[_Item]) -> bytes:
+    """One ``_bulk`` request body: the items' action and document lines."""
+    return b"".join(item.lines for item in items)
 
 
 def _error_type(response: httpx.Response) -> str | None:
