@@ -10,7 +10,7 @@ fixed time per rate, while every sink is polled every ~150 ms for newly visible 
 commit→visible lag, per sink, is the poll that first saw it minus its ``occurred_at`` (set by the
 capture trigger in the committing transaction). OpenSearch is polled with a plain ``_search`` and never
 refreshed by the benchmark, so its lag includes the wait for the index's next refresh (the template
-leaves ``refresh_interval`` at the server default; the run reports the value in force). The outbox
+sets ``refresh_interval`` to 1 s; the run reports the value in force). The outbox
 backlog, each consumer's JetStream pending count and each process's CPU are sampled too. A rate is
 sustained when every sink kept up. Then, on the same events, each sink's ceiling: ClickHouse's own
 insert rate for one pre-encoded Native request, OpenSearch's own ``_bulk`` rate for the exact NDJSON

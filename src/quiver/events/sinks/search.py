@@ -31,7 +31,9 @@ Documents: ``_id`` = ``event_id``; the mapping is ``dynamic: strict``:
 Exactly once in effect: each document is indexed with ``version_type=external`` and
 ``version`` = ``seq``. A replay of the same event gets ``409 version_conflict_engine_exception``
 and counts as written (it is already there); an older ``seq`` never overwrites a newer one. The
-template sets ``index.translog.durability: request``: an acknowledged bulk is fsynced.
+template sets ``index.translog.durability: request``: an acknowledged bulk is fsynced; and
+``index.refresh_interval: 1s`` explicitly, so events are searchable within about a second
+even on an index nobody searched lately.
 
 Failures, per item of the bulk response (items are read one by one, never the batch as a whole):
 
@@ -67,7 +69,6 @@ import httpx
 import orjson
 import pyarrow as pa
 
-from quiver.arrow.events import batch_to_events
 from quiver.events.sinks.base import PermanentError, RetryableError
 
 FIELDS = ("event_id", "seq", "entity", "entity_id", "op", "occurred_at_us", "data", "changed", "actor", "tenant_id")
@@ -88,7 +89,7 @@ MAPPINGS: dict[str, Any] = {
         "tenant_id": KEYWORD,
     },
 }
-TEMPLATE_VERSION = 1
+TEMPLATE_VERSION = 2
 MAX_ID_BYTES = 512  # the servers' limit for _id
 RETRY_STATUSES = frozenset({401, 403, 404, 407, 408, 409, 425, 429})  # statuses that do not blame the events
 _PREFIX = re.compile(r"[a-z0-9][a-z0-9_.-]*")
@@ -129,15 +130,20 @@ class _Item:
 
 
 def monthly_index(prefix: str, occurred_at_us: int) -> str:
-    """``<prefix>-YYYY.MM`` of the UTC month of ``occurred_at_us`` (µs since the epoch)."""
-    moment = _EPOCH + timedelta(microseconds=occurred_at_us)
-    return f"{prefix}-{moment.year:04d}.{moment.month:02d}"
+    """``<prefix>-YYYY.MM``: the index of an event (UTC month of ``occurred_at_us``, µs since the epoch)."""
+    formatted = _second(occurred_at_us // 1_000_000)
+    if formatted is None:
+        raise OverflowError(f"occurred_at {occurred_at_us} µs is outside the years 1..9999")
+    return f"{prefix}-{formatted[0]}"
 
 
-def iso_micros(occurred_at_us: int) -> str:
-    """``occurred_at_us`` as ISO-8601 UTC with exactly 6 fraction digits."""
-    moment = _EPOCH + timedelta(microseconds=occurred_at_us)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond:06d}Z"
+def _second(second: int) -> tuple[str, str] | None:
+    """(``YYYY.MM``, ``YYYY-MM-DDTHH:MM:SS``) of a second since the epoch, UTC; None outside years 1..9999."""
+    try:
+        moment = _EPOCH + timedelta(seconds=second)
+    except OverflowError:
+        return None
+    return f"{moment.year:04d}.{moment.month:02d}", f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}"
 
 
 def index_template(prefix: str) -> dict[str, Any]:
@@ -152,6 +158,9 @@ def index_template(prefix: str) -> dict[str, Any]:
                 "index.number_of_shards": 1,
                 "index.auto_expand_replicas": "0-1",  # green on one node, one replica on more
                 "index.translog.durability": "request",  # fsync before a write is acknowledged
+                # Explicit, so an index nobody searched for 30 s keeps refreshing (the default goes
+                # "search idle" and the next reader waits for a refresh): events stay visible within ~1 s.
+                "index.refresh_interval": "1s",
             },
             "mappings": MAPPINGS,
             "aliases": {prefix: {}},
@@ -252,27 +261,38 @@ class SearchSink:
 
     # -- write ----------------------------------------------------------------------------------------------
     def _items(self, batch: pa.RecordBatch) -> tuple[list[_Item], dict[str, str]]:
-        """The bulk lines of every event, and the events no server would take (not sent)."""
+        """The bulk lines of every event, and the events no server would take (not sent).
+
+        Column-wise (each column read as one Python list), and each distinct second of
+        ``occurred_at`` is formatted once: a batch spans few seconds.
+        """
+        micros = batch.column("occurred_at").cast(pa.int64()).to_pylist()
+        names = ("event_id", "seq", "entity", "entity_id", "op", "data", "changed", "actor", "tenant_id")
+        columns = [batch.column(name).to_pylist() for name in names]
+        seconds: dict[int, tuple[str, str] | None] = {}
         items: list[_Item] = []
         rejected: dict[str, str] = {}
-        for event in batch_to_events(batch):
-            event_id, seq, micros = event["event_id"], event["seq"], event["occurred_at"]
+        prefix = self.prefix
+        rows = zip(*columns, micros, strict=True)
+        for event_id, seq, entity, entity_id, op, data, changed, actor, tenant, us in rows:
+            second, fraction = divmod(us, 1_000_000)
+            if second not in seconds:
+                seconds[second] = _second(second)
+            formatted = seconds[second]
             if seq < 0:
                 rejected[event_id] = f"seq {seq} is negative: no valid external version"
-                continue
-            if len(event_id.encode()) > MAX_ID_BYTES:
+            elif len(event_id.encode()) > MAX_ID_BYTES:
                 rejected[event_id] = f"event_id longer than {MAX_ID_BYTES} bytes"
-                continue
-            try:
-                index, occurred = monthly_index(self.prefix, micros), iso_micros(micros)
-            except OverflowError:
-                rejected[event_id] = f"occurred_at {micros} µs is outside the years 1..9999"
-                continue
-            document = {name: event[name] for name in FIELDS if name != "occurred_at_us"}
-            document["occurred_at"] = occurred
-            document["occurred_at_us"] = micros
-            action = {"index": {"_index": index, "_id": event_id, "version": seq, "version_type": "external"}}
-            items.append(_Item(event_id, index, orjson.dumps(action) + b"\n" + orjson.dumps(document) + b"\n"))
+            elif formatted is None:
+                rejected[event_id] = f"occurred_at {us} µs is outside the years 1..9999"
+            else:
+                month, text = formatted
+                index = f"{prefix}-{month}"
+                action = {"index": {"_index": index, "_id": event_id, "version": seq, "version_type": "external"}}
+                document = {"event_id": event_id, "seq": seq, "entity": entity, "entity_id": entity_id, "op": op,
+                            "data": data, "changed": changed, "actor": actor, "tenant_id": tenant,
+                            "occurred_at": f"{text}.{fraction:06d}Z", "occurred_at_us": us}
+                items.append(_Item(event_id, index, orjson.dumps(action) + b"\n" + orjson.dumps(document) + b"\n"))
         return items, rejected
 
     def bulk_params(self) -> dict[str, str]:
