@@ -1457,8 +1457,7 @@ def render_section(result: BenchResult) -> str:
             "by `seq`, paged with `search_after`), never refreshed by the benchmark: a document is searchable after "
             "the index's next refresh (`refresh_interval` "
             + (f"{result.search_refresh}" if result.search_refresh else "not read in this run")
-            + "; the sink's template does not set it), so its lag includes that wait, as any reader's would; "
-            "polled continuously, the index never goes search-idle")
+            + "), so its lag includes that wait, as any reader's would")
     lines = [
         SECTION_TITLE,
         "",

@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     search_index_prefix: str | None = None  # default: "<events_namespace>-events"
     redis_url: str | None = None  # Redis dedup in front of each sink; None = off (sinks are idempotent anyway)
     dedup_ttl_seconds: int = 86_400
+    consumer_batch_messages: int = 40  # JetStream messages per sink write (each up to 1,000 events)
     events_namespace: str = "quiver"  # JetStream stream QUIVER_EVENTS, subjects quiver.events.<entity>
 
     def limits(self) -> Limits:

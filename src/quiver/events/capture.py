@@ -40,6 +40,14 @@ CREATE TABLE IF NOT EXISTS {OUTBOX} (
 CREATE INDEX IF NOT EXISTS outbox_unpublished ON {OUTBOX} (seq) WHERE published_at IS NULL;
 CREATE INDEX IF NOT EXISTS outbox_published_at ON {OUTBOX} (published_at) WHERE published_at IS NOT NULL;
 COMMENT ON TABLE {OUTBOX} IS 'Quiver change events, written by triggers in the changing transaction.';
+-- Time-ordered event ids where the server has them (PostgreSQL 18's uuidv7()): ids with locality
+-- are cheaper to look up in Lucene than random ones, and the search sink looks each one up
+-- (external versioning).
+DO $$ BEGIN
+    IF to_regprocedure('pg_catalog.uuidv7()') IS NOT NULL THEN
+        ALTER TABLE {OUTBOX} ALTER COLUMN event_id SET DEFAULT uuidv7();
+    END IF;
+END $$;
 
 CREATE OR REPLACE FUNCTION {SCHEMA}.notify_outbox() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

@@ -36,7 +36,7 @@ log = logging.getLogger("quiver.consumer")
 
 @dataclass
 class ConsumerSettings:
-    batch_max: int = 40  # messages per fetch (each holds up to 500 events)
+    batch_max: int = 40  # messages per fetch (each holds up to 1,000 events)
     batch_wait: float = 0.25  # seconds to fill a batch
     ack_wait: float = 60.0  # JetStream redelivers after this unless told the batch is in progress
     base_backoff: float = 0.2

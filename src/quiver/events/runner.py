@@ -36,7 +36,8 @@ async def run_pipeline(settings: Settings, *, relay: bool, sinks: list[Sink], st
         dedup = None
         if settings.redis_url:
             dedup = RedisDedup(settings.redis_url, sink.name, ttl_seconds=settings.dedup_ttl_seconds, metrics=metrics)
-        consumer = SinkConsumer(js, sink, ConsumerSettings(topology=topology), metrics, dedup)
+        consumer_settings = ConsumerSettings(batch_max=settings.consumer_batch_messages, topology=topology)
+        consumer = SinkConsumer(js, sink, consumer_settings, metrics, dedup)
         tasks.append(asyncio.create_task(consume_forever(consumer, stop)))
     await stop.wait()
     for task in tasks:
