@@ -57,9 +57,11 @@ import pyarrow as pa
 from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # ``tests`` is a package at the repository root; run as a script it is not on the path
-    sys.path.insert(0, str(ROOT))
+for _folder in (ROOT, ROOT / "benchmarks"):  # ``tests`` is a package at the root; ``benchmarks`` is not a package
+    if str(_folder) not in sys.path:
+        sys.path.insert(0, str(_folder))
 
+import report  # noqa: E402
 from tests.events_support import Pipeline, clickhouse_url, opensearch_url  # noqa: E402
 
 from quiver.arrow.events import encode_event, events_to_batch  # noqa: E402
@@ -1662,22 +1664,8 @@ def result_from_json(data: dict[str, Any]) -> BenchResult:
 
 
 def write_section(path: Path, section: str, title: str = SECTION_TITLE) -> None:
-    """Replace this benchmark's section in ``path`` (or append it), keeping every other byte."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == title), None)
-    if start is None:
-        before, after = lines, []
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        before, after = lines[:start], lines[end:]
-    while before and not before[-1].strip():
-        before.pop()
-    out = "\n".join(before) + "\n\n" + section.rstrip("\n") + "\n"
-    if after:
-        out += "\n" + "\n".join(after).rstrip("\n") + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(out, encoding="utf-8")
+    """Replace this benchmark's section of ``path`` (or append it), keeping every other byte."""
+    report.write_section(path, section, title)
 
 
 def print_profiles(directory: Path, top: int = 25) -> None:

@@ -44,6 +44,12 @@ from quiver.sql.json import SESSION_SETTINGS, compile_root
 from quiver.sql.params import SettingParams
 
 ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:  # ``benchmarks`` is not a package: report.py sits next to this file
+    sys.path.insert(0, str(HERE))
+
+import report  # noqa: E402
+
 BASELINE_SCRIPT = Path(__file__).resolve().parent / "baselines" / "fraiseql_v1.py"
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:15433/postgres"
 DEFAULT_OUTPUT = ROOT / "docs" / "benchmarks.md"
@@ -510,23 +516,9 @@ def render_section(result: BenchResult) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's section in ``path`` (or add it), keeping every other section."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION_TITLE), None)
-    if start is None:
-        before, after = lines, []
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        before, after = lines[:start], lines[end:]
-    while before and not before[-1].strip():
-        before.pop()
-    out = "\n".join(before) + "\n\n" + section.rstrip("\n") + "\n"
-    if after:
-        out += "\n" + "\n".join(after).rstrip("\n") + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(out, encoding="utf-8")
+def write_section(path: Path, section: str, title: str = SECTION_TITLE) -> None:
+    """Replace this benchmark's section of ``path`` (or append it), keeping every other byte."""
+    report.write_section(path, section, title)
 
 
 def main(argv: list[str] | None = None) -> None:

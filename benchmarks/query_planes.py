@@ -54,6 +54,7 @@ if str(HERE) not in sys.path:  # ``benchmarks`` is not a package: json_plane.py 
     sys.path.insert(0, str(HERE))
 
 import json_plane as jp  # noqa: E402
+import report  # noqa: E402
 
 SECTION_TITLE = "## Query planes: Arrow Flight, Arrow over HTTP, JSON, FraiseQL v1, Strawberry"
 STRAWBERRY_SCRIPT = HERE / "baselines" / "strawberry_app.py"
@@ -662,22 +663,8 @@ def _reading(result: BenchResult) -> list[str]:
 
 
 def write_section(path: Path, section: str, title: str = SECTION_TITLE) -> None:
-    """Replace the ``title`` section of ``path`` (up to the next ``## `` heading), or append it; every other byte
-    of the file stays as it was."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    body = section.rstrip("\n") + "\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip("\r\n") == title), None)
-    if start is None:
-        if not text.endswith("\n"):
-            text += "\n"
-        out = text + ("" if text.endswith("\n\n") else "\n") + body
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        before, after = "".join(lines[:start]), "".join(lines[end:])
-        out = before + body + ("\n" + after if after else "")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(out, encoding="utf-8")
+    """Replace this benchmark's section of ``path`` (or append it), keeping every other byte."""
+    report.write_section(path, section, title)
 
 
 # --- command line ---------------------------------------------------------------------------------

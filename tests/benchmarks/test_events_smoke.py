@@ -11,11 +11,9 @@ the machine is shared.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -24,6 +22,7 @@ from typing import Any
 import pytest
 
 from quiver.events.relay import RelayConfig
+from tests.benchmarks import load_benchmark
 from tests.conftest import ROOT, admin_url
 
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -33,22 +32,9 @@ LOAD_SECONDS = 10.0  # of load: CI-safe; benchmarks/events.py runs longer
 DRAIN_BOUND = 120.0  # seconds after the load within which every committed event must be visible in every sink
 
 
-def _load_benchmark() -> ModuleType:
-    """Import ``benchmarks/events.py`` by path (``benchmarks`` is not a package)."""
-    name = "quiver_benchmark_events"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / "events.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the file executes
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    return _load_benchmark()
+    return load_benchmark("events")
 
 
 def _doc_state() -> tuple[bool, float, int]:

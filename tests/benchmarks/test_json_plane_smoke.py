@@ -6,13 +6,12 @@ writes ``docs/benchmarks.md``.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from tests.benchmarks import load_benchmark
 from tests.conftest import ROOT, admin_url
 
 SMOKE_DB = "quiver_bench_smoke"
@@ -20,22 +19,9 @@ SMOKE_ORDERS = 10_000
 DOC = ROOT / "docs" / "benchmarks.md"
 
 
-def _load_benchmark() -> ModuleType:
-    """Import ``benchmarks/json_plane.py`` by path (``benchmarks`` is not a package)."""
-    name = "quiver_benchmark_json_plane"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / "json_plane.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the file executes
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    return _load_benchmark()
+    return load_benchmark("json_plane")
 
 
 def _doc_state() -> tuple[bool, float, int]:

@@ -6,14 +6,13 @@ It uses the small benchmark database of the JSON-plane smoke test (10,000 demo o
 
 from __future__ import annotations
 
-import importlib.util
 import statistics
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from tests.benchmarks import load_benchmark
 from tests.conftest import ROOT, admin_url
 
 SMOKE_DB = "quiver_bench_smoke"
@@ -21,22 +20,9 @@ SMOKE_ORDERS = 10_000
 DOC = ROOT / "docs" / "benchmarks.md"
 
 
-def _load_benchmark() -> ModuleType:
-    """Import ``benchmarks/query_planes.py`` by path (``benchmarks`` is not a package)."""
-    name = "quiver_benchmark_query_planes"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / "query_planes.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the file executes
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    return _load_benchmark()
+    return load_benchmark("query_planes")
 
 
 def _doc_state() -> tuple[bool, float, int]:
