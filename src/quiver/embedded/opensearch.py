@@ -35,7 +35,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from quiver.embedded.process import DetachedServer
+from quiver.embedded.process import DetachedServer, open_path_for, service_user
 
 VERSION = "2.19.6"
 ARTIFACT = f"org.opensearch.distribution.integ-test-zip:opensearch:{VERSION}:zip"
@@ -79,28 +79,6 @@ def find_java_home() -> Path:
     found = {str(home): java_version(home) for home in candidates}
     raise RuntimeError(f"no Java 11-23 for OpenSearch {VERSION} (found {found}); install openjdk-17-jre-headless"
                        " or set QUIVER_OPENSEARCH_JAVA_HOME")
-
-
-def _ensure_user() -> str | None:
-    """The user the server must run as (None: the current user): OpenSearch refuses root."""
-    if os.geteuid() != 0:
-        return None
-    try:
-        pwd.getpwnam(SERVICE_USER)
-    except KeyError:
-        subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SERVICE_USER],
-            check=True, capture_output=True,
-        )
-    return SERVICE_USER
-
-
-def _open_path_for(path: Path) -> None:
-    """Let a non-root server user traverse every parent of ``path``."""
-    for parent in [path, *path.parents]:
-        mode = parent.stat().st_mode
-        if mode & 0o001 == 0:
-            parent.chmod(mode | 0o001)
 
 
 def _unpack(archive: Path, destination: Path) -> None:
@@ -307,13 +285,13 @@ class EmbeddedOpenSearch(DetachedServer):
             raise RuntimeError(f"OpenSearch {VERSION} is not in {self.home}: run scripts/services start"
                                " (it installs it)")
         java_home = find_java_home()
-        run_as = _ensure_user()
+        run_as = service_user(SERVICE_USER)
         for directory in (self.root, self.data_dir, self.logs_dir, self.tmp_dir):
             directory.mkdir(parents=True, exist_ok=True)
         self._write_config()
         if run_as is not None:
-            _open_path_for(self.home)
-            _open_path_for(self.root)
+            open_path_for(self.home)
+            open_path_for(self.root)
             for directory in (self.config_dir, self.data_dir, self.logs_dir, self.tmp_dir):
                 for path in [directory, *directory.rglob("*")]:
                     shutil.chown(path, run_as, run_as)

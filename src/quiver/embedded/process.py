@@ -8,12 +8,33 @@ process lives and its command line carries the server's marker (pids get recycle
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+
+def service_user(name: str) -> str | None:
+    """The system user ``name`` a server that refuses root runs as, created on first use; None unless root."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+                       check=True, capture_output=True)
+    return name
+
+
+def open_path_for(path: Path) -> None:
+    """Let a non-root server user traverse every parent of ``path``."""
+    for parent in [path, *path.parents]:
+        mode = parent.stat().st_mode
+        if mode & 0o001 == 0:
+            parent.chmod(mode | 0o001)
 
 
 def process_alive(pid: int) -> bool:
