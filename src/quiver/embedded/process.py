@@ -12,6 +12,7 @@ import pwd
 import signal
 import subprocess
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,7 @@ def terminate_process(pid: int, timeout: float, reap: Callable[[], None] = lambd
     raise RuntimeError(f"process {pid} survived SIGKILL")
 
 
-class DetachedServer:
+class DetachedServer(ABC):
     """Base of the embedded servers: subclasses say how to start one and how to tell it is ready."""
 
     name = "server"
@@ -88,12 +89,13 @@ class DetachedServer:
     def pid_file(self) -> Path:
         return self.root / f"{self.name}.pid"
 
+    @abstractmethod
     def marker(self) -> bytes:
         """Bytes that appear in this server's command line and no other's."""
-        raise NotImplementedError
 
+    @abstractmethod
     def ready(self) -> bool:
-        raise NotImplementedError
+        """The server answers (each says how it is asked)."""
 
     def pid(self) -> int | None:
         """The server's pid while it runs (a zombie, or a stranger with a recycled pid, counts as stopped)."""
