@@ -1,7 +1,7 @@
 """Benchmark: events from a PostgreSQL commit to visible in every sink (ClickHouse and OpenSearch), at rising rates.
 
 The real pipeline runs as processes (``quiver events relay`` and one ``quiver events consume --sink NAME``
-per sink, ``clickhouse`` and ``search`` by default, started by ``tests.events_support.Pipeline``) over a
+per sink, ``clickhouse`` and ``search`` by default, started by ``tests.support.pipeline.Pipeline``) over a
 fresh database cloned from a demo template, with a private JetStream namespace, ClickHouse database and
 OpenSearch index prefix (all removed at the end), and Redis dedup in front of each sink when
 ``QUIVER_REDIS_URL`` is set. A paced load generator commits small transactions (each one multi-row
@@ -62,14 +62,14 @@ for _folder in (ROOT, ROOT / "benchmarks"):  # ``tests`` is a package at the roo
         sys.path.insert(0, str(_folder))
 
 import report  # noqa: E402
-from tests.events_support import Pipeline, clickhouse_url, opensearch_url  # noqa: E402
+from tests.support.oracle import SOURCE_SQL, compare  # noqa: E402
+from tests.support.pipeline import Pipeline, clickhouse_url, opensearch_url  # noqa: E402
 
 from quiver.arrow.events import encode_event, events_to_batch  # noqa: E402
 from quiver.demo import generate  # noqa: E402
 from quiver.events import bus  # noqa: E402
 from quiver.events.capture import OUTBOX  # noqa: E402
 from quiver.events.consumer import ConsumerSettings  # noqa: E402
-from quiver.events.oracle import SOURCE_SQL, compare  # noqa: E402
 from quiver.events.relay import RelayConfig  # noqa: E402
 from quiver.events.sinks.clickhouse import COLUMNS, ClickHouseSink, native_body, table_ddl  # noqa: E402
 from quiver.events.sinks.search import SearchSink, monthly_index  # noqa: E402
@@ -1604,7 +1604,7 @@ def render_section(result: BenchResult) -> str:
     reads = {"clickhouse": "ClickHouse `FINAL`", "search": "OpenSearch `visible_events()` after a refresh"}
     lines += [
         "",
-        "**Conservation oracle** (`quiver.events.oracle.compare`, the outbox vs each sink's documented read: "
+        "**Conservation oracle** (`tests.support.oracle.compare`, the outbox vs each sink's documented read: "
         + ", ".join(reads.get(k, k) for k in oracle.visible) + ", by `seq` range) over "
         f"all {oracle.events:,} events the run produced (visible: "
         + ", ".join(f"{_sink_name(k)} {v:,}" for k, v in oracle.visible.items()) + "): "

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from quiver.embedded.clickhouse import ClickHouseServer
 from quiver.embedded.nats import EmbeddedNats
 from quiver.embedded.process import process_alive
-from quiver.embedded.redis import EmbeddedRedis
 from tests.conftest import ROOT, free_port
+from tests.support.servers.clickhouse import ClickHouseServer
+from tests.support.servers.redis import EmbeddedRedis
 
 
 @dataclass
@@ -28,7 +28,7 @@ class Cluster:
         self.servers["clickhouse"] = ClickHouseServer(self.root / "clickhouse", free_port(), free_port())
         self.servers["redis"] = EmbeddedRedis(self.root / "redis", free_port())
         if self.with_search:
-            from quiver.embedded.opensearch import VERSION, EmbeddedOpenSearch
+            from tests.support.servers.opensearch import VERSION, EmbeddedOpenSearch
 
             installed = ROOT / ".services" / "opensearch" / "dist" / f"opensearch-{VERSION}"  # by scripts/services
             self.servers["opensearch"] = EmbeddedOpenSearch(self.root / "opensearch", free_port(), free_port(),

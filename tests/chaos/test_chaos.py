@@ -16,10 +16,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from quiver.demo.changes import mixed_changes
 from tests.chaos.cluster import Cluster
 from tests.conftest import free_port
-from tests.events_support import Pipeline
+from tests.support.changes import mixed_changes
+from tests.support.pipeline import Pipeline
 
 SINKS = ("chdb", "clickhouse", "search")
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import httpx
 
-from quiver.demo.changes import mixed_changes
 from quiver.events import bus
 from quiver.events.dlq import dead_letters
-from quiver.events.oracle import compare, source_events
-from tests.events_support import Pipeline, clickhouse_url, nats_url
+from tests.support.changes import mixed_changes
+from tests.support.oracle import compare, source_events
+from tests.support.pipeline import Pipeline, clickhouse_url, nats_url
 
 
 def letters(namespace: str) -> list[object]:

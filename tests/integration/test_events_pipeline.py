@@ -15,9 +15,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from quiver.demo.changes import concurrent_updates, mixed_changes, out_of_order_commit
-from quiver.events.oracle import compare, source_events
-from tests.events_support import Pipeline, opensearch_url
+from tests.support.changes import concurrent_updates, mixed_changes, out_of_order_commit
+from tests.support.oracle import compare, source_events
+from tests.support.pipeline import Pipeline, opensearch_url
 
 SINKS = ("chdb", "clickhouse", "search")
 
@@ -117,8 +117,8 @@ def test_events_from_graphql_mutations_arrive(pipeline: Pipeline) -> None:
 
 def test_clickhouse_down_for_20_seconds(scratch_url: str, tmp_path: Path) -> None:
     """ClickHouse stopped mid-stream, started 20 s later: no loss, no visible duplicate; chDB never paused."""
-    from quiver.embedded.clickhouse import ClickHouseServer
     from tests.conftest import free_port
+    from tests.support.servers.clickhouse import ClickHouseServer
 
     clickhouse = ClickHouseServer(tmp_path / "clickhouse", free_port(), free_port())
     clickhouse.start()

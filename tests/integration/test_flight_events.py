@@ -11,9 +11,9 @@ import psycopg
 import pyarrow.flight as flight
 
 from quiver.arrow.events import EVENT_SCHEMA
-from quiver.events.oracle import source_events
 from tests.conftest import start_server, stop_server
-from tests.events_support import Pipeline, nats_url
+from tests.support.oracle import source_events
+from tests.support.pipeline import Pipeline, nats_url
 
 
 def ticket(body: dict[str, object]) -> flight.Ticket:

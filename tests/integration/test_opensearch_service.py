@@ -18,9 +18,9 @@ import httpx
 import orjson
 import pytest
 
-from quiver.embedded.opensearch import SERVICE_USER, VERSION, EmbeddedOpenSearch
 from quiver.embedded.process import process_alive
 from tests.conftest import ROOT, free_port
+from tests.support.servers.opensearch import SERVICE_USER, VERSION, EmbeddedOpenSearch
 
 
 def search_url() -> str:

@@ -21,10 +21,10 @@ import nats
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, StorageType
 
-from quiver.embedded.clickhouse import ClickHouseServer
 from quiver.embedded.nats import EmbeddedNats
 from quiver.embedded.process import process_alive
 from tests.conftest import free_port
+from tests.support.servers.clickhouse import ClickHouseServer
 
 
 def env_url(name: str) -> str:

@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "src"))
+from quiver.embedded.nats import EmbeddedNats
+from quiver.embedded.postgres import EmbeddedPostgres
+from tests.support.servers.clickhouse import ClickHouseServer
+from tests.support.servers.opensearch import EmbeddedOpenSearch
+from tests.support.servers.redis import EmbeddedRedis
 
-from quiver.embedded.clickhouse import ClickHouseServer  # noqa: E402
-from quiver.embedded.nats import EmbeddedNats  # noqa: E402
-from quiver.embedded.opensearch import EmbeddedOpenSearch  # noqa: E402
-from quiver.embedded.postgres import EmbeddedPostgres  # noqa: E402
-from quiver.embedded.redis import EmbeddedRedis  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 STATE = ROOT / ".services"
 # Every port can be overridden to run two checkouts side by side.

@@ -68,7 +68,7 @@ class ClickHouseServer(DetachedServer):
 
         self.config_file.write_text(
             '<?xml version="1.0"?>\n'
-            "<!-- written by quiver.embedded.clickhouse; rewritten on every start -->\n"
+            "<!-- written by tests.support.servers.clickhouse; rewritten on every start -->\n"
             "<yandex>\n"
             "  <logger>\n"
             "    <level>information</level>\n"

@@ -17,9 +17,9 @@ from typing import Any
 import pyarrow as pa
 
 from quiver.events import bus
-from quiver.events.oracle import compare, source_events
+from tests.support.oracle import compare, source_events
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def nats_url() -> str:

@@ -178,7 +178,7 @@ class EmbeddedOpenSearch(DetachedServer):
         self.config_dir.mkdir(parents=True, exist_ok=True)
         (self.config_dir / "jvm.options.d").mkdir(exist_ok=True)
         (self.config_dir / "opensearch.yml").write_text(
-            "# written by quiver.embedded.opensearch; rewritten on every start\n"
+            "# written by tests.support.servers.opensearch; rewritten on every start\n"
             "cluster.name: quiver\n"
             "node.name: quiver-0\n"
             "network.host: 127.0.0.1\n"
@@ -194,7 +194,7 @@ class EmbeddedOpenSearch(DetachedServer):
         xms, xmx = self.heap
         logs = self.logs_dir
         (self.config_dir / "jvm.options").write_text(
-            "# written by quiver.embedded.opensearch; rewritten on every start\n"
+            "# written by tests.support.servers.opensearch; rewritten on every start\n"
             f"-Xms{xms}\n-Xmx{xmx}\n"
             + (QUICK_START if self.quick_start else "") +
             "11-:-XX:+UseG1GC\n"
