@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from quiver.plan.build import Limits
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on one request, each answered with a GraphQL error when exceeded."""
+
+    max_depth: int = 10
+    max_nodes: int = 500
+    max_limit: int | None = 10_000_000
+    max_tokens: int = 20_000
 
 
 class Settings(BaseSettings):

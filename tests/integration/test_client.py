@@ -21,6 +21,8 @@ import pyarrow.parquet as pq
 import pytest
 import typer
 
+from quiver.cli.output import _iso_interval
+from quiver.cli.query import query_command
 from quiver.client import (
     Client,
     InvalidRequest,
@@ -30,7 +32,6 @@ from quiver.client import (
     Unauthenticated,
     Unavailable,
 )
-from quiver.query_command import _iso_interval, query_command
 from tests.conftest import SMALL_ORDERS, Server, free_port, start_server, stop_server
 
 Db = psycopg.Connection[tuple[object, ...]]

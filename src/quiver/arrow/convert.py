@@ -107,8 +107,6 @@ def _mask(array: pa.Array) -> pa.Array | None:
 
 def _parse_json_lines(array: pa.Array, final: pa.DataType) -> pa.Array:
     """`{"v": ...}` lines (one per row, back to back in the value buffer) -> the transport array."""
-    from quiver.execute.session import concatenated_text
-
     wanted = transport_type(final)
     if len(array) == 0:
         return pa.array([], wanted)
@@ -122,3 +120,17 @@ def _parse_json_lines(array: pa.Array, final: pa.DataType) -> pa.Array:
     if len(column) != len(array):
         raise ValueError(f"nested JSON has {len(column)} rows for {len(array)}")
     return column
+
+
+def concatenated_text(column: pa.Array) -> bytes:
+    """All values of a string array back to back: a slice of its value buffer."""
+    if len(column) == 0:
+        return b""
+    if column.null_count:
+        raise ValueError("unexpected NULL JSON row")
+    offsets = memoryview(column.buffers()[1]).cast("q" if pa.types.is_large_string(column.type) else "i")
+    start, end = offsets[column.offset], offsets[column.offset + len(column)]
+    data = column.buffers()[2]
+    assert data is not None
+    chunk: bytes = data[start:end].to_pybytes()
+    return chunk

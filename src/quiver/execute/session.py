@@ -11,6 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from quiver.arrow.convert import concatenated_text
 from quiver.db import AdbcPool, set_batch_bytes
 from quiver.sql.json import SESSION_SETTINGS
 
@@ -97,17 +98,3 @@ class ReadSession:
         finally:
             self.pool.release(self.conn, reusable=not self.failed)
             self.conn = self.cursor = self.reader = None
-
-
-def concatenated_text(column: pa.Array) -> bytes:
-    """All values of a string array back to back: a slice of its value buffer."""
-    if len(column) == 0:
-        return b""
-    if column.null_count:
-        raise ValueError("unexpected NULL JSON row")
-    offsets = memoryview(column.buffers()[1]).cast("q" if pa.types.is_large_string(column.type) else "i")
-    start, end = offsets[column.offset], offsets[column.offset + len(column)]
-    data = column.buffers()[2]
-    assert data is not None
-    chunk: bytes = data[start:end].to_pybytes()
-    return chunk

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Generator
-from dataclasses import dataclass
-from typing import Any
 
 import orjson
 import pyarrow as pa
@@ -23,31 +21,14 @@ from quiver.arrow.events import events_to_batch
 from quiver.events import bus
 
 
-@dataclass(frozen=True)
-class EventsTicket:
-    entity: str | None = None
-    from_seq: int = 0
-    follow: bool = False
-    compression: str | None = None
-    kind: str = "events"
-
-    def encode(self) -> bytes:
-        body: dict[str, Any] = {"kind": "events", "from_seq": self.from_seq, "follow": self.follow}
-        if self.entity:
-            body["entity"] = self.entity
-        if self.compression:
-            body["compression"] = self.compression
-        return orjson.dumps(body)
-
-
-def event_batches(nats_url: str, topology: bus.Topology, ticket: EventsTicket, *, batch: int = 200,
-                  idle_wait: float = 0.5) -> Generator[pa.RecordBatch, None, None]:
+def event_batches(nats_url: str, topology: bus.Topology, entity: str | None, from_seq: int, follow: bool, *,
+                  batch: int = 200, idle_wait: float = 0.5) -> Generator[pa.RecordBatch, None, None]:
     """Blocking generator for a Flight stream; closing it closes the consumer."""
     loop = asyncio.new_event_loop()
     nc = None
     try:
         nc, js = loop.run_until_complete(bus.connect(nats_url, name="quiver-flight-events"))
-        subject = topology.filter(ticket.entity)
+        subject = topology.filter(entity)
         config = ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL,
                                 inactive_threshold=60.0)
         subscription = loop.run_until_complete(js.pull_subscribe(subject, stream=topology.stream, config=config))
@@ -56,12 +37,12 @@ def event_batches(nats_url: str, topology: bus.Topology, ticket: EventsTicket, *
                 messages = loop.run_until_complete(subscription.fetch(batch, timeout=idle_wait))
             except (TimeoutError, NatsTimeout):
                 messages = []
-            events = [e for m in messages for e in orjson.loads(m.data) if e["seq"] >= ticket.from_seq]
+            events = [e for m in messages for e in orjson.loads(m.data) if e["seq"] >= from_seq]
             if events:
                 events.sort(key=lambda e: e["seq"])
                 yield events_to_batch(events)
                 continue
-            if not messages and not ticket.follow:
+            if not messages and not follow:
                 pending = loop.run_until_complete(subscription.consumer_info()).num_pending
                 if pending == 0:
                     return

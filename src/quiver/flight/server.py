@@ -18,15 +18,16 @@ import pyarrow.flight as flight
 from graphql import GraphQLSchema
 
 from quiver.arrow.events import EVENT_SCHEMA
+from quiver.auth import BearerMiddlewareFactory
 from quiver.config import Settings
 from quiver.db import AdbcPool
 from quiver.errors import code_for, database_error, sqlstate_of
 from quiver.events import bus
 from quiver.execute.arrow_plane import ArrowQuery, ArrowRequestError, data_root
 from quiver.flight import tickets
-from quiver.flight.auth import BearerMiddlewareFactory
-from quiver.flight.events import EventsTicket, event_batches
+from quiver.flight.events import event_batches
 from quiver.flight.ingest import IngestError, ingest
+from quiver.flight.tickets import EventsTicket
 from quiver.plan import nodes
 from quiver.plan.build import PlanError, prepare
 from quiver.schema.model import Entity, Kind, Model
@@ -115,7 +116,7 @@ class QuiverFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         options = pa.ipc.IpcWriteOptions(compression=parsed.compression)
         if isinstance(parsed, EventsTicket):
             topology = bus.Topology(self.settings.events_namespace)
-            stream = event_batches(self.settings.nats_url, topology, parsed)
+            stream = event_batches(self.settings.nats_url, topology, parsed.entity, parsed.from_seq, parsed.follow)
             return flight.RecordBatchStream(pa.RecordBatchReader.from_batches(EVENT_SCHEMA, stream), options=options)
         query = self.resolve(parsed)
         # RecordBatchStream (unlike GeneratorStream) writes dictionary batches for enum columns.

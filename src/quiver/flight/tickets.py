@@ -4,6 +4,8 @@
 * ``{"kind": "entity", "entity": "orders", "range": [lo, hi], "compression": ...}`` — a whole
   table or view (every column), optionally one primary-key range ``lo <= pk < hi``
   (``None`` for an open end); GetFlightInfo hands these out as parallel endpoints.
+* ``{"kind": "events", "entity": "orders", "from_seq": 0, "follow": true}`` — the event
+  stream of one entity (or all), served by ``flight/events.py``.
 
 The same JSON is accepted as ``FlightDescriptor.cmd``; a path descriptor ``[name]``
 means the entity ``name``.
@@ -58,12 +60,27 @@ class EntityTicket:
         return orjson.dumps(body)
 
 
-Ticket = GraphQLTicket | EntityTicket
+@dataclass(frozen=True)
+class EventsTicket:
+    entity: str | None = None
+    from_seq: int = 0
+    follow: bool = False
+    compression: str | None = None
+    kind: Literal["events"] = "events"
+
+    def encode(self) -> bytes:
+        body: dict[str, Any] = {"kind": "events", "from_seq": self.from_seq, "follow": self.follow}
+        if self.entity:
+            body["entity"] = self.entity
+        if self.compression:
+            body["compression"] = self.compression
+        return orjson.dumps(body)
 
 
-def parse_events(body: dict[str, Any], compression: str | None) -> Any:
-    from quiver.flight.events import EventsTicket
+Ticket = GraphQLTicket | EntityTicket | EventsTicket
 
+
+def parse_events(body: dict[str, Any], compression: str | None) -> EventsTicket:
     entity, from_seq, follow = body.get("entity"), body.get("from_seq", 0), body.get("follow", False)
     if entity is not None and not isinstance(entity, str):
         raise TicketError("`entity` must be a string")
@@ -102,5 +119,5 @@ def parse(raw: bytes) -> Ticket:
             raise TicketError("`range` must be [low, high]")
         return EntityTicket(entity, tuple(bounds) if bounds is not None else None, compression)
     if kind == "events":
-        return parse_events(body, compression)  # type: ignore[no-any-return]
+        return parse_events(body, compression)
     raise TicketError(f"unknown ticket kind {kind!r}; expected 'graphql', 'entity' or 'events'")

@@ -1,15 +1,19 @@
-"""The ASGI application: POST/GET /graphql, GraphiQL, /health, /metrics."""
+"""The HTTP routes: POST/GET /graphql (JSON and Arrow IPC), GraphiQL, /health, /metrics.
+
+The endpoint only answers requests; ``quiver.server`` builds it, loads the schema, opens
+the pools and runs the Flight server beside it.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Generator, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import anyio
 import orjson
-import psycopg
 import pyarrow as pa
 from graphql import GraphQLError, GraphQLSchema
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -18,19 +22,15 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from quiver.auth import token_ok
 from quiver.config import Settings
 from quiver.db import Database
 from quiver.errors import database_error
 from quiver.execute.arrow_plane import ArrowQuery, ArrowRequestError, data_root
 from quiver.execute.json_plane import QueryRun, Result, error_body, run_mutation
-from quiver.flight.auth import token_ok
-from quiver.flight.server import QuiverFlightServer
 from quiver.http.graphiql import PAGE
 from quiver.http.metrics import Metrics
 from quiver.plan.build import PlanError, prepare
-from quiver.schema.graphql import build_schema
-from quiver.schema.introspect import introspect
-from quiver.schema.model import Model
 from quiver.sql.params import BadValue
 
 JSON_TYPE = "application/json"
@@ -47,33 +47,14 @@ class BadRequest(Exception):
         self.message = message
 
 
-def load_schema(settings: Settings) -> tuple[Model, GraphQLSchema]:
-    with psycopg.connect(settings.database_url, connect_timeout=10) as conn:
-        model = introspect(conn, settings.schemas, settings.exclude_tables)
-    return model, build_schema(model)
-
-
 class GraphQLEndpoint:
-    def __init__(self, settings: Settings) -> None:
+    """Answers GraphQL over HTTP for one schema; ``schema`` is set once it is loaded."""
+
+    def __init__(self, settings: Settings, db: Database) -> None:
         self.settings = settings
-        self.db = Database(settings.database_url, settings.pool_size)
+        self.db = db
         self.metrics = Metrics()
         self.schema: GraphQLSchema | None = None
-        self.flight: QuiverFlightServer | None = None
-
-    @contextlib.asynccontextmanager
-    async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
-        model, self.schema = await anyio.to_thread.run_sync(load_schema, self.settings)
-        await self.db.open()
-        if self.settings.flight_port is not None:
-            self.flight = QuiverFlightServer(self.settings, self.schema, model, self.db.adbc)  # type: ignore[arg-type]
-            self.flight.start()
-        try:
-            yield
-        finally:
-            if self.flight is not None:
-                await anyio.to_thread.run_sync(self.flight.stop)
-            await self.db.close()
 
     # -- request parsing ---------------------------------------------------------
     async def read_body(self, request: Request) -> bytes:
@@ -276,16 +257,18 @@ def _code(error: GraphQLError, default: str) -> str:
     return str(code)
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    """The Quiver HTTP application for ``settings`` (environment QUIVER_* by default)."""
-    endpoint = GraphQLEndpoint(settings or Settings())
+Lifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
+
+
+def http_app(endpoint: GraphQLEndpoint, lifespan: Lifespan) -> Starlette:
+    """The Starlette application serving ``endpoint``; ``lifespan`` starts and stops what it needs."""
     app = Starlette(
         routes=[
             Route("/graphql", endpoint.graphql, methods=["GET", "POST"]),
             Route("/health", endpoint.health, methods=["GET"]),
             Route("/metrics", endpoint.metrics_page, methods=["GET"]),
         ],
-        lifespan=endpoint.lifespan,
+        lifespan=lifespan,
     )
     app.state.endpoint = endpoint
     return app

@@ -27,6 +27,7 @@ from graphql import (
 from graphql.execution.collect_fields import FieldDetails, collect_fields, collect_subfields
 from graphql.execution.values import get_argument_values
 
+from quiver.config import Limits
 from quiver.plan import nodes
 from quiver.schema.fields import (
     ColumnField,
@@ -48,16 +49,6 @@ _DIRECTIONS: dict[str, tuple[nodes.Direction, nodes.Nulls]] = {
     "ASC_NULLS_FIRST": ("ASC", "FIRST"), "ASC_NULLS_LAST": ("ASC", "LAST"),
     "DESC_NULLS_FIRST": ("DESC", "FIRST"), "DESC_NULLS_LAST": ("DESC", "LAST"),
 }
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Bounds on one request, each answered with a GraphQL error when exceeded."""
-
-    max_depth: int = 10
-    max_nodes: int = 500
-    max_limit: int | None = 10_000_000
-    max_tokens: int = 20_000
 
 
 class PlanError(Exception):

@@ -17,154 +17,27 @@ carrying the server's message (pyarrow's traceback tail removed).
 from __future__ import annotations
 
 import json
-import re
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.flight as flight
 
+from quiver.client.errors import QuiverError, translate_error, translated
 from quiver.flight.tickets import EntityTicket, GraphQLTicket
 
 if TYPE_CHECKING:
     import pandas  # type: ignore[import-untyped,unused-ignore]
     import polars
 
-__all__ = [
-    "Client",
-    "InvalidRequest",
-    "NotFound",
-    "QuiverError",
-    "Timeout",
-    "Unauthenticated",
-    "Unauthorized",
-    "Unavailable",
-    "clean_message",
-    "translate_error",
-]
-
 SCHEMES = ("grpc", "grpc+tcp", "grpc+tls")
 REUSE_CONNECTION = "arrow-flight-reuse-connection:"
-# What pyarrow appends to a server's message: the server-side traceback, gRPC debug text, client context.
-_TAILS = (". Detail: ", ". gRPC client debug context: ", ". Client context: ")
-# How pyarrow words a Flight status it did not turn into a Flight exception (GetSchema raises a plain
-# OSError: apache/arrow#43374, #43556): "Flight returned <kind> error, with message: <text>. Detail: <Code>".
-_FLIGHT_PREFIX = re.compile(r"^Flight returned [\w ]+ error, with message: ")
-_FLIGHT_DETAIL = re.compile(r"Detail: (\w+)\s*$")
 
 
-# -- errors ---------------------------------------------------------------------------------
-class QuiverError(Exception):
-    """Anything a Quiver server refused or failed to do. ``message`` is the server's own text."""
-
-    status = "UNKNOWN"
-
-    def __init__(self, message: str, detail: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.detail = detail if detail is not None else message  # the full text pyarrow reported
-
-
-class InvalidRequest(QuiverError):
-    """The request cannot be answered as sent: invalid GraphQL, bad variables, bad ticket (INVALID_ARGUMENT)."""
-
-    status = "INVALID_ARGUMENT"
-
-
-class NotFound(QuiverError):
-    """No such table or view (NOT_FOUND)."""
-
-    status = "NOT_FOUND"
-
-
-class Unauthenticated(QuiverError):
-    """No bearer token, or one the server does not know (UNAUTHENTICATED)."""
-
-    status = "UNAUTHENTICATED"
-
-
-class Unauthorized(QuiverError):
-    """The token is known but not allowed to do this (PERMISSION_DENIED)."""
-
-    status = "PERMISSION_DENIED"
-
-
-class Unavailable(QuiverError):
-    """The server or its database cannot be reached (UNAVAILABLE)."""
-
-    status = "UNAVAILABLE"
-
-
-class Timeout(QuiverError):
-    """The statement or the call ran out of time (DEADLINE_EXCEEDED)."""
-
-    status = "DEADLINE_EXCEEDED"
-
-
-def clean_message(text: str) -> str:
-    """The server's message without pyarrow's ``. Detail: Python exception: Traceback ...`` tail."""
-    cuts = [index for tail in _TAILS if (index := text.find(tail)) >= 0]
-    message = text[: min(cuts)].strip() if cuts else text.strip()
-    message = _FLIGHT_PREFIX.sub("", message)
-    return message or text.strip()
-
-
-def _unquote(message: str) -> str:
-    """A KeyError's text is the repr of its argument: ``"not found: ..."`` loses its quotes."""
-    if len(message) >= 2 and message[0] == message[-1] and message[0] in "\"'":
-        return message[1:-1]
-    return message
-
-
-# Most specific first: Flight errors are ArrowExceptions too.
-_CLASSES: tuple[tuple[type[BaseException], type[QuiverError]], ...] = (
-    (flight.FlightUnauthenticatedError, Unauthenticated),
-    (flight.FlightUnauthorizedError, Unauthorized),
-    (flight.FlightUnavailableError, Unavailable),
-    (flight.FlightTimedOutError, Timeout),
-    (pa.ArrowInvalid, InvalidRequest),
-    (pa.ArrowKeyError, NotFound),
-)
-
-# Flight status codes by the name pyarrow prints after "Detail:", for errors that lost their class.
-_BY_STATUS_NAME: dict[str, type[QuiverError]] = {
-    "Unauthenticated": Unauthenticated,
-    "Unauthorized": Unauthorized,
-    "Unavailable": Unavailable,
-    "TimedOut": Timeout,
-}
-
-
-def translate_error(error: BaseException) -> QuiverError:
-    """The :class:`QuiverError` for a pyarrow / Flight exception (already-translated errors pass through)."""
-    if isinstance(error, QuiverError):
-        return error
-    detail = str(error)
-    message = clean_message(detail)
-    for source, target in _CLASSES:
-        if isinstance(error, source):
-            if target is NotFound:
-                message = _unquote(message)
-            return target(message, detail)
-    status = _FLIGHT_DETAIL.search(detail)
-    if status is not None and status.group(1) in _BY_STATUS_NAME:
-        return _BY_STATUS_NAME[status.group(1)](message, detail)
-    return QuiverError(message, detail)
-
-
-@contextmanager
-def _translated() -> Iterator[None]:
-    try:
-        yield
-    except (pa.ArrowException, OSError) as error:  # pyarrow raises some Flight failures as plain OSError
-        raise translate_error(error) from None
-
-
-# -- the client --------------------------------------------------------------------------------
 class Client:
     """A connection to a Quiver Flight endpoint: ``grpc://host:port`` or ``grpc+tls://host:port``.
 
@@ -187,7 +60,7 @@ class Client:
         self._others: dict[str, Any] = {}  # clients for endpoints served from other locations
         self._lock = threading.Lock()
         self._closed = False
-        with _translated():
+        with translated():
             self._flight = self._connect(url)
 
     def _connect(self, url: str) -> Any:
@@ -230,7 +103,7 @@ class Client:
               operation_name: str | None = None) -> pa.Table:
         """The whole result of one root field as a table. ``compression``: ``lz4`` or ``zstd`` on the wire."""
         ticket = flight.Ticket(self._ticket(graphql, variables, operation_name, compression))
-        with _translated():
+        with translated():
             return self._flight.do_get(ticket, options=self._options()).read_all()
 
     def stream(self, graphql: str, variables: dict[str, Any] | None = None, *, compression: str | None = None,
@@ -241,7 +114,7 @@ class Client:
         Closing the reader early (or dropping it) cancels the call.
         """
         ticket = flight.Ticket(self._ticket(graphql, variables, operation_name, compression))
-        with _translated():
+        with translated():
             reader = self._flight.do_get(ticket, options=self._options())
             schema = reader.schema  # waits for the schema message: request errors surface now
         return pa.RecordBatchReader.from_batches(schema, _batches(reader))
@@ -250,7 +123,7 @@ class Client:
                operation_name: str | None = None) -> pa.Schema:
         """The schema :meth:`query` would return (GetSchema; no rows are read)."""
         command = self._ticket(graphql, variables, operation_name, None)
-        with _translated():
+        with translated():
             return self._flight.get_schema(flight.FlightDescriptor.for_command(command), options=self._options()).schema
 
     def to_pandas(self, graphql: str, variables: dict[str, Any] | None = None, **kw: Any) -> pandas.DataFrame:
@@ -285,7 +158,7 @@ class Client:
             descriptor = flight.FlightDescriptor.for_path(name)
         else:
             descriptor = flight.FlightDescriptor.for_command(EntityTicket(name, None, compression).encode())
-        with _translated():
+        with translated():
             info = self._flight.get_flight_info(descriptor, options=self._options())
         endpoints = list(info.endpoints)
         if parallel and len(endpoints) > 1:
@@ -296,11 +169,11 @@ class Client:
             tables = [self._read_endpoint(endpoint) for endpoint in endpoints]
         if not tables:
             return info.schema.empty_table()
-        with _translated():
+        with translated():
             return pa.concat_tables(tables)
 
     def _read_endpoint(self, endpoint: Any) -> pa.Table:
-        with _translated():
+        with translated():
             client = self._client_for(endpoint)
             return client.do_get(endpoint.ticket, options=self._options()).read_all()
 
@@ -318,12 +191,12 @@ class Client:
 
     def entities(self) -> list[str]:
         """The tables and views the server offers (ListFlights), by GraphQL list name."""
-        with _translated():
+        with translated():
             return [_text(info.descriptor.path[0]) for info in self._flight.list_flights(options=self._options())]
 
     def health(self) -> dict[str, Any]:
         """The server's health report, e.g. ``{"status": "ok", "database": True}``."""
-        with _translated():
+        with translated():
             results = list(self._flight.do_action(flight.Action("health", b""), options=self._options()))
         if not results:
             raise QuiverError("the server answered the health action with no result")
@@ -338,7 +211,7 @@ class Client:
         A :class:`pyarrow.RecordBatchReader` is sent batch by batch.
         """
         descriptor = flight.FlightDescriptor.for_path(entity)
-        with _translated():
+        with translated():
             writer, metadata = self._flight.do_put(descriptor, table.schema, options=self._options())
             try:
                 if isinstance(table, pa.RecordBatchReader):

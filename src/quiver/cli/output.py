@@ -1,10 +1,6 @@
-"""``quiver query``: run one GraphQL query over Arrow Flight and print or save the result.
+"""What ``quiver query`` writes: a terminal table of the first rows, or a file written batch by batch.
 
-Formats: ``table`` (a terminal table of the first rows, the default without an output
-file), ``csv``, ``parquet`` and ``arrow`` (an Arrow IPC file), chosen by ``--format``
-or the output file's extension. Files are written batch by batch as the server
-streams them (never the whole result in memory), into ``<output>.part`` renamed
-when complete.
+Files go to ``<output>.part``, renamed when complete, so a cut stream never leaves a file that looks whole.
 """
 
 from __future__ import annotations
@@ -13,118 +9,22 @@ import base64
 import datetime as dt
 import decimal
 import json
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from quiver.client import Client, QuiverError
-
-FORMATS = ("table", "csv", "parquet", "arrow")
-EXTENSIONS = {
-    ".csv": "csv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".arrow": "arrow",
-    ".feather": "arrow",
-    ".ipc": "arrow",
-}
 PREVIEW_ROWS = 20
 MB = 1 << 20
 
 
-def query_command(graphql: str | None, file: Path | None, url: str, token: str | None, output: Path | None,
-                  fmt: str | None, variables: str | None, compression: str | None) -> None:
-    """Run ``graphql`` (or the query in ``file``) against the Flight server at ``url`` and write the result."""
-    text = _query_text(graphql, file)
-    values = _variables(variables)
-    chosen = _format(fmt, output)
-    err = Console(stderr=True)
-    try:
-        client = Client(url, token)
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="--url") from None
-    try:
-        with client:
-            reader = client.stream(text, values, compression=compression)
-            if chosen == "table":
-                _print_table(reader, Console())
-            else:
-                assert output is not None
-                rows, size = _write_file(reader, output, chosen, err)
-                err.print(f"wrote {rows:,} rows to {escape(str(output))} ({size / MB:.1f} MB received)")
-    except QuiverError as error:
-        err.print(f"[red]error[/] ({error.status}): {escape(error.message)}")
-        raise typer.Exit(code=1) from None
-
-
-# -- arguments ------------------------------------------------------------------------------------
-def _query_text(graphql: str | None, file: Path | None) -> str:
-    if (graphql is None) == (file is None):
-        raise typer.BadParameter("give the query as an argument or with --file (one of them)")
-    if file is not None:
-        try:
-            text = file.read_text()
-        except OSError as error:
-            raise typer.BadParameter(f"cannot read {file}: {error.strerror}", param_hint="--file") from None
-    else:
-        assert graphql is not None
-        text = sys.stdin.read() if graphql == "-" else graphql
-    if not text.strip():
-        raise typer.BadParameter("the query is empty")
-    return text
-
-
-def _variables(variables: str | None) -> dict[str, Any] | None:
-    """``--variables``: a JSON object, or ``@path`` to a file holding one."""
-    if variables is None:
-        return None
-    source = variables
-    if variables.startswith("@"):
-        try:
-            source = Path(variables[1:]).read_text()
-        except OSError as error:
-            raise typer.BadParameter(f"cannot read {variables[1:]}: {error.strerror}",
-                                     param_hint="--variables") from None
-    try:
-        parsed = json.loads(source)
-    except json.JSONDecodeError as error:
-        raise typer.BadParameter(f"not valid JSON: {error}", param_hint="--variables") from None
-    if not isinstance(parsed, dict):
-        raise typer.BadParameter("must be a JSON object", param_hint="--variables")
-    return parsed
-
-
-def _format(fmt: str | None, output: Path | None) -> str:
-    if fmt is not None:
-        chosen = fmt.lower()
-        if chosen not in FORMATS:
-            raise typer.BadParameter(f"{fmt!r} is not one of {', '.join(FORMATS)}", param_hint="--format")
-    elif output is None:
-        chosen = "table"
-    else:
-        found = EXTENSIONS.get(output.suffix.lower())
-        if found is None:
-            raise typer.BadParameter(f"cannot tell the format from {output.name!r}; pass --format csv, parquet "
-                                     "or arrow", param_hint="--output")
-        chosen = found
-    if chosen == "table" and output is not None:
-        raise typer.BadParameter("--format table prints to the terminal; write files as csv, parquet or arrow",
-                                 param_hint="--format")
-    if chosen != "table" and output is None:
-        raise typer.BadParameter(f"--format {chosen} needs an --output file", param_hint="--output")
-    return chosen
-
-
 # -- the terminal table ---------------------------------------------------------------------------
-def _print_table(reader: pa.RecordBatchReader, console: Console) -> None:
+def print_table(reader: pa.RecordBatchReader, console: Console) -> None:
     """The first rows as a table and the total row count; later batches are only counted."""
     head: list[pa.RecordBatch] = []
     kept = total = 0
@@ -164,7 +64,7 @@ def _cell(value: Any) -> str:
 
 
 # -- files ------------------------------------------------------------------------------------------
-def _write_file(reader: pa.RecordBatchReader, output: Path, fmt: str, err: Console) -> tuple[int, int]:
+def write_file(reader: pa.RecordBatchReader, output: Path, fmt: str, err: Console) -> tuple[int, int]:
     """Stream ``reader`` into ``output``; returns (rows, bytes of Arrow data received)."""
     partial = output.with_name(output.name + ".part")
     source_schema = reader.schema
