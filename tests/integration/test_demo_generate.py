@@ -16,6 +16,7 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from quiver.demo import generate
+from quiver.demo import rows as demo_rows
 
 ORDERS = 2_000
 
@@ -127,18 +128,18 @@ def test_foreign_keys_and_indexes_are_back(loaded: tuple[psycopg.Connection, gen
 
 def test_barcode_round_trips_exactly(loaded: tuple[psycopg.Connection, generate.DemoCounts]) -> None:
     conn, _ = loaded
-    expected = generate.BARCODE_BASE + 2 * generate.BARCODE_STEP
+    expected = demo_rows.BARCODE_BASE + 2 * demo_rows.BARCODE_STEP
     assert expected > 2**53 and int(float(expected)) != expected  # a float64 would corrupt it
     value = _one(conn, "SELECT barcode FROM products WHERE id = 2")
     assert type(value) is int and value == expected
     rows = conn.execute("SELECT id, barcode FROM products").fetchall()
-    assert all(barcode == generate.BARCODE_BASE + id_ * generate.BARCODE_STEP for id_, barcode in rows)
+    assert all(barcode == demo_rows.BARCODE_BASE + id_ * demo_rows.BARCODE_STEP for id_, barcode in rows)
 
 
 def test_values_are_consistent(loaded: tuple[psycopg.Connection, generate.DemoCounts]) -> None:
     conn, _ = loaded
     names: dict[int, str] = dict(conn.execute("SELECT id, name FROM customers WHERE id % 50 = 7").fetchall())
-    assert names == {50 * k + 7: generate.TRICKY_NAMES[k] for k in range(4)}
+    assert names == {50 * k + 7: demo_rows.TRICKY_NAMES[k] for k in range(4)}
     assert _one(conn, "SELECT count(*) FROM customers WHERE email <> 'customer' || id || '@example.com'") == 0
     assert _one(conn, "SELECT count(DISTINCT uuid) FROM orders") == ORDERS
     assert _one(conn, "SELECT count(*) FROM orders WHERE is_paid <> (status NOT IN ('pending', 'cancelled'))") == 0

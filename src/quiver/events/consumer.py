@@ -109,9 +109,13 @@ class SinkConsumer:
 
     async def _fetch(self, subscription: Any) -> list[Any]:
         try:
-            return list(await subscription.fetch(self.settings.batch_max, timeout=self.settings.batch_wait))
+            messages = list(await subscription.fetch(self.settings.batch_max, timeout=self.settings.batch_wait))
         except (TimeoutError, NatsTimeout):
-            return []
+            messages = []
+        # JetStream tells each delivery how many messages remain behind it for this consumer.
+        pending = getattr(messages[-1].metadata, "num_pending", 0) if messages else 0
+        self.metrics.pending.labels(self.sink.name).set(pending)
+        return messages
 
     async def handle(self, messages: list[Any], stop: asyncio.Event) -> None:
         """Write the events of ``messages`` (each a JSON array of events), then acknowledge them."""
