@@ -64,16 +64,8 @@ class ReadSession:
 
     def next_chunk(self) -> bytes | None:
         """The concatenated text of the next batch, or None at the end."""
-        assert self.reader is not None
-        try:
-            batch = self.reader.read_next_batch()
-        except StopIteration:
-            self.reader = None
-            return None
-        except BaseException:
-            self.failed = True
-            raise
-        return concatenated_text(batch.column(0))
+        batch = self.next_batch()
+        return None if batch is None else concatenated_text(batch.column(0))
 
     def cancel(self) -> None:
         """Ask PostgreSQL to stop the running statement (client went away)."""

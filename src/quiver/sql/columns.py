@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from quiver.plan import nodes
 from quiver.schema.model import Column, Entity, Kind, quote_ident
-from quiver.sql.expr import Scope, cursor_sql, entity_cursor_keys, from_where, join_sql, literal, ref, where_sql
+from quiver.sql.expr import Scope, from_where, join_sql, literal, ref, select_items, where_sql
 from quiver.sql.params import Params
 
 _AS_TEXT = (Kind.NUMERIC, Kind.UUID, Kind.JSON, Kind.ENUM, Kind.OTHER)
@@ -40,18 +40,8 @@ def column_text(column: Column, alias: str) -> str:
 
 def _nested_list(selection: nodes.Selection, entity_alias: str, scope: Scope,
                  cursor_keys: tuple[nodes.OrderKey, ...], entity: Entity) -> str:
-    parts = []
-    for out in selection:
-        key = quote_ident(out.key)
-        if isinstance(out, nodes.ScalarOut):
-            parts.append(f"{column_text(out.column, entity_alias)} AS {key}")
-        elif isinstance(out, nodes.TypenameOut):
-            parts.append(f"{literal(out.type_name)} AS {key}")
-        elif isinstance(out, nodes.CursorOut):
-            parts.append(f"{cursor_sql(cursor_keys or entity_cursor_keys(entity), entity_alias)} AS {key}")
-        else:
-            parts.append(f"{_relation_json(out, entity_alias, scope)} AS {key}")
-    return ", ".join(parts)
+    return select_items(selection, entity, entity_alias, cursor_keys, column_text,
+                        lambda out: _relation_json(out, entity_alias, scope))
 
 
 def _relation_json(out: nodes.ObjectOut | nodes.ListOut, alias: str, scope: Scope) -> str:
@@ -69,20 +59,10 @@ def _relation_json(out: nodes.ObjectOut | nodes.ListOut, alias: str, scope: Scop
 
 def select_typed(selection: nodes.Selection, entity: Entity, alias: str, scope: Scope,
                  cursor_keys: tuple[nodes.OrderKey, ...]) -> str:
-    parts = []
-    for out in selection:
-        key = quote_ident(out.key)
-        if isinstance(out, nodes.ScalarOut):
-            parts.append(f"{column_typed(out.column, alias)} AS {key}")
-        elif isinstance(out, nodes.TypenameOut):
-            parts.append(f"{literal(out.type_name)} AS {key}")
-        elif isinstance(out, nodes.CursorOut):
-            parts.append(f"{cursor_sql(cursor_keys or entity_cursor_keys(entity), alias)} AS {key}")
-        else:
-            # One NDJSON line per row: the value buffer of a batch is then a JSON-lines document.
-            value = _relation_json(out, alias, scope)
-            parts.append(f"CAST(json_build_object('v', {value}) AS text) || E'\\n' AS {key}")
-    return ", ".join(parts)
+    # A relation is one NDJSON line per row: the value buffer of a batch is then a JSON-lines document.
+    return select_items(selection, entity, alias, cursor_keys, column_typed,
+                        lambda out: f"CAST(json_build_object('v', {_relation_json(out, alias, scope)}) AS text)"
+                                    " || E'\\n'")
 
 
 def compile_root(root: nodes.Root, params: Params) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from quiver.plan import nodes
@@ -130,3 +131,25 @@ def from_where(query: nodes.ListQuery, alias: str, scope: Scope,
     if query.offset:
         sql += f" OFFSET {int(query.offset)}"
     return sql
+
+
+def select_items(selection: nodes.Selection, entity: Entity, alias: str, cursor_keys: tuple[nodes.OrderKey, ...],
+                 scalar: Callable[[Column, str], str],
+                 relation: Callable[[nodes.ObjectOut | nodes.ListOut], str]) -> str:
+    """The select list of ``selection``, each output under its response key.
+
+    Scalars, ``__typename`` and ``_cursor`` read the same in every compiler; how a column
+    and a nested relation are rendered is the compiler's (JSON text, typed, JSON lines).
+    """
+    parts = []
+    for out in selection:
+        key = quote_ident(out.key)
+        if isinstance(out, nodes.ScalarOut):
+            parts.append(f"{scalar(out.column, alias)} AS {key}")
+        elif isinstance(out, nodes.TypenameOut):
+            parts.append(f"{literal(out.type_name)} AS {key}")
+        elif isinstance(out, nodes.CursorOut):
+            parts.append(f"{cursor_sql(cursor_keys or entity_cursor_keys(entity), alias)} AS {key}")
+        else:
+            parts.append(f"{relation(out)} AS {key}")
+    return ", ".join(parts)

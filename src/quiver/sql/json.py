@@ -17,12 +17,11 @@ from quiver.plan import nodes
 from quiver.schema.model import Column, Entity, Kind, Relation, quote_ident
 from quiver.sql.expr import (
     Scope,
-    cursor_sql,
-    entity_cursor_keys,
     from_where,
     join_sql,
     literal,
     ref,
+    select_items,
     where_sql,
 )
 from quiver.sql.params import Params
@@ -66,27 +65,20 @@ def column_json(column: Column, alias: str) -> str:
 
 def select_list(selection: nodes.Selection, entity: Entity, alias: str, scope: Scope,
                 cursor_keys: tuple[nodes.OrderKey, ...]) -> str:
-    parts = []
-    for out in selection:
-        key = quote_ident(out.key)
-        if isinstance(out, nodes.ScalarOut):
-            parts.append(f"{column_json(out.column, alias)} AS {key}")
-        elif isinstance(out, nodes.TypenameOut):
-            parts.append(f"{literal(out.type_name)} AS {key}")
-        elif isinstance(out, nodes.CursorOut):
-            parts.append(f"{cursor_sql(cursor_keys or entity_cursor_keys(entity), alias)} AS {key}")
-        elif isinstance(out, nodes.ObjectOut):
-            inner = scope.alias()
-            target = out.relation.target
-            columns = select_list(out.selection, target, inner, scope, ())
-            parts.append(
-                f"(SELECT row_to_json(r) FROM (SELECT {columns} FROM {target.qualified} AS {inner} "
-                f"WHERE {join_sql(out.relation, alias, inner)}) AS r) AS {key}"
-            )
-        else:
-            inner_sql = list_select(out.query, scope, join=(out.relation, alias))
-            parts.append(f"(SELECT coalesce(json_agg(r), '[]'::json) FROM ({inner_sql}) AS r) AS {key}")
-    return ", ".join(parts)
+    return select_items(selection, entity, alias, cursor_keys, column_json,
+                        lambda out: _relation_json(out, alias, scope))
+
+
+def _relation_json(out: nodes.ObjectOut | nodes.ListOut, alias: str, scope: Scope) -> str:
+    """A nested relation as one JSON value: an object (or null) or an array."""
+    if isinstance(out, nodes.ObjectOut):
+        inner = scope.alias()
+        target = out.relation.target
+        columns = select_list(out.selection, target, inner, scope, ())
+        return (f"(SELECT row_to_json(r) FROM (SELECT {columns} FROM {target.qualified} AS {inner} "
+                f"WHERE {join_sql(out.relation, alias, inner)}) AS r)")
+    inner_sql = list_select(out.query, scope, join=(out.relation, alias))
+    return f"(SELECT coalesce(json_agg(r), '[]'::json) FROM ({inner_sql}) AS r)"
 
 
 def list_select(query: nodes.ListQuery, scope: Scope, join: tuple[Relation, str] | None = None) -> str:
