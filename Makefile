@@ -43,9 +43,9 @@ test: $(STAMP)
 bench: $(STAMP)
 	scripts/install-system-deps
 	scripts/services start
-	eval "$$(scripts/services env)" && $(PY) benchmarks/json_plane.py
-	eval "$$(scripts/services env)" && $(PY) benchmarks/query_planes.py
-	eval "$$(scripts/services env)" && $(PY) benchmarks/events.py
+	eval "$$(scripts/services env)" && $(PY) -m benchmarks.json_plane
+	eval "$$(scripts/services env)" && $(PY) -m benchmarks.query_planes
+	eval "$$(scripts/services env)" && $(PY) -m benchmarks.events
 
 clean: services-stop
 	rm -rf .services

@@ -9,7 +9,7 @@ counts bytes (no parsing while timed), from request to last byte. Before timing,
 is checked once: both bodies parse to the same rows.
 
 Run with ``make bench`` (``scripts/services start`` first), or directly:
-``python benchmarks/json_plane.py [--sizes 10000,100000,1000000] [--rounds R]``.
+``python -m benchmarks.json_plane [--sizes 10000,100000,1000000] [--rounds R]`` (from the repo root).
 """
 
 from __future__ import annotations
@@ -17,25 +17,23 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gc
-import json
 import os
 import platform
-import shlex
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
 import psycopg
-from psycopg import sql
 
+from benchmarks.common import DEFAULT_ADMIN_URL, DEFAULT_OUTPUT
+from benchmarks.common.database import BENCH_ORDERS, DB_NAME, ensure_bench_database, pg_settings
+from benchmarks.common.report import command_line, machine_parts, publish
+from benchmarks.common.servers import Server, free_port, peak_rss_mb, start_baseline, start_server, stop_server
 from quiver.config import Settings
-from quiver.demo import generate
 from quiver.plan import nodes
 from quiver.plan.build import prepare
 from quiver.schema.graphql import build_schema
@@ -43,18 +41,6 @@ from quiver.schema.introspect import introspect
 from quiver.sql.json import SESSION_SETTINGS, compile_root
 from quiver.sql.params import SettingParams
 
-ROOT = Path(__file__).resolve().parent.parent
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:  # ``benchmarks`` is not a package: report.py sits next to this file
-    sys.path.insert(0, str(HERE))
-
-import report  # noqa: E402
-
-BASELINE_SCRIPT = Path(__file__).resolve().parent / "baselines" / "fraiseql_v1.py"
-DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:15433/postgres"
-DEFAULT_OUTPUT = ROOT / "docs" / "benchmarks.md"
-DB_NAME = "quiver_bench"
-BENCH_ORDERS = 1_000_000
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
 SECTION_TITLE = "## JSON plane vs the FraiseQL v1 technique"
 FIELDS = "id uuid customerId status total isPaid placedAt meta"
@@ -65,59 +51,9 @@ BASELINE = "fraiseql_v1"
 
 #: The baseline's statement (as in ``baselines/fraiseql_v1.py``), for the PostgreSQL-only timing.
 BASELINE_SQL = "SELECT data::text FROM v_orders LIMIT %s"
-#: The FraiseQL v1 view: one jsonb document per row, camelCase keys, int8/numeric as text
-#: (as Quiver renders them); timestamptz renders as ISO 8601 like Quiver's under TimeZone=UTC.
-VIEW_SQL = """
-CREATE OR REPLACE VIEW v_orders AS
-SELECT o.id, jsonb_build_object(
-    'id', o.id::text,
-    'uuid', o.uuid,
-    'customerId', o.customer_id::text,
-    'status', o.status,
-    'total', o.total::text,
-    'isPaid', o.is_paid,
-    'placedAt', o.placed_at,
-    'meta', o.meta
-) AS data
-FROM orders AS o
-"""
 
 
-# --- database ------------------------------------------------------------------------------------
-
-
-def database_url(admin_url: str, name: str) -> str:
-    """The URL of database ``name`` on the server of ``admin_url``."""
-    return f"{admin_url.rsplit('/', 1)[0]}/{name}"
-
-
-def ensure_bench_database(admin_url: str, name: str = DB_NAME, orders: int = BENCH_ORDERS) -> str:
-    """A database with ``orders`` demo orders and the ``v_orders`` view; data is reused when already loaded."""
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        # Every LIMIT N scan starts at the first heap page, so both servers read the same rows.
-        admin.execute(sql.SQL("ALTER DATABASE {} SET synchronize_seqscans = off").format(sql.Identifier(name)))
-    url = database_url(admin_url, name)
-    wanted = f"quiver demo orders={orders} seed=42"
-    with psycopg.connect(url, autocommit=True) as conn:
-        marker = conn.execute(
-            "SELECT obj_description(c.oid, 'pg_class') FROM pg_class AS c WHERE c.oid = to_regclass('public.orders')"
-        ).fetchone()
-        if marker is None or marker[0] != wanted:
-            generate.install_schema(conn)
-            generate.load(conn, orders)
-            conn.execute(sql.SQL("COMMENT ON TABLE orders IS {}").format(sql.Literal(wanted)))
-            conn.execute("VACUUM (ANALYZE) orders")  # settle hint bits and the visibility map before timing
-        conn.execute(VIEW_SQL)
-    return url
-
-
-def server_version(url: str) -> str:
-    """PostgreSQL's ``server_version`` setting."""
-    with psycopg.connect(url) as conn:
-        row = conn.execute("SHOW server_version").fetchone()
-    return str(row[0]) if row else "?"
+# --- statements PostgreSQL runs ------------------------------------------------------------------------------------
 
 
 def quiver_sql(db_url: str, rows: int) -> str:
@@ -150,81 +86,17 @@ def database_only_seconds(db_url: str, statements: dict[str, str]) -> dict[str, 
 # --- servers --------------------------------------------------------------------------------------
 
 
-@dataclass
-class Server:
-    """A server subprocess on loopback."""
-
-    name: str
-    url: str
-    process: subprocess.Popen[bytes]
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-
-def free_port() -> int:
-    """An unused TCP port on loopback."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _start(name: str, command: list[str], env: dict[str, str], port: int) -> Server:
-    """Start ``command`` and wait until ``/health`` answers 200."""
-    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            err = process.stderr.read().decode(errors="replace") if process.stderr else ""
-            raise RuntimeError(f"{name} server exited: {err}")
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return Server(name, url, process)
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    process.wait()
-    raise RuntimeError(f"{name} server did not become healthy")
-
-
 def start_quiver(db_url: str) -> Server:
     """``python -m quiver.cli serve`` over ``db_url``."""
     port = free_port()
     # Its own Flight port (where the server has one), so it never collides with another Quiver on this machine.
     env = {**os.environ, "QUIVER_DATABASE_URL": db_url, "QUIVER_FLIGHT_PORT": str(free_port())}
-    return _start(QUIVER, [sys.executable, "-m", "quiver.cli", "serve", "--port", str(port)], env, port)
+    return start_server(QUIVER, [sys.executable, "-m", "quiver.cli", "serve", "--port", str(port)], env, port)
 
 
-def start_baseline(db_url: str) -> Server:
+def start_fraiseql(db_url: str) -> Server:
     """The FraiseQL v1 baseline server over ``db_url``."""
-    port = free_port()
-    command = [sys.executable, str(BASELINE_SCRIPT), "--database-url", db_url, "--port", str(port)]
-    return _start(BASELINE, command, dict(os.environ), port)
-
-
-def stop_server(server: Server) -> None:
-    """Terminate the subprocess (kill it if it lingers)."""
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
-
-
-def peak_rss_mb(pid: int) -> float | None:
-    """Peak resident memory (VmHWM) of a live process in MB, None if unavailable."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024 / 1e6
-    except OSError:
-        return None
-    return None
+    return start_baseline(BASELINE, "benchmarks.baselines.fraiseql_v1", db_url)
 
 
 # --- client ---------------------------------------------------------------------------------------
@@ -329,7 +201,7 @@ class BenchResult:
     command: str
     load_average: tuple[float, float] = (0.0, 0.0)  # 1-minute load average at the start and at the end
 
-    def as_json(self) -> dict[str, object]:
+    def as_json(self) -> dict[str, Any]:
         """Raw numbers plus the derived ones."""
         sizes = []
         for size in self.sizes:
@@ -386,7 +258,7 @@ def run(db_url: str, sizes: list[int], rounds: int | None = None, *, machine: st
     load_before = os.getloadavg()[0]
     quiver = start_quiver(db_url)
     try:
-        baseline = start_baseline(db_url)
+        baseline = start_fraiseql(db_url)
     except BaseException:
         stop_server(quiver)
         raise
@@ -417,20 +289,13 @@ def _summary_line(size: SizeResult) -> str:
 
 def describe_machine(db_url: str, note: str = "") -> str:
     """CPUs, memory, OS, PostgreSQL version (detected), plus a free-form note."""
-    mem_kb = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal:")), 0)
-    os_name = platform.platform()
-    with_release = Path("/etc/os-release")
-    if with_release.exists():
-        for line in with_release.read_text().splitlines():
-            if line.startswith("PRETTY_NAME="):
-                os_name = line.split("=", 1)[1].strip('"')
-    parts = [f"{os.cpu_count()} vCPUs", f"{mem_kb / 1024 / 1024:.0f} GB RAM", os_name,
-             f"PostgreSQL {server_version(db_url)}", f"Python {platform.python_version()}"]
+    parts = [*machine_parts(), f"PostgreSQL {pg_settings(db_url, 'server_version')['server_version']}",
+             f"Python {platform.python_version()}"]
     return ", ".join(parts) + (f"; {note}" if note else "")
 
 
-def _fmt_rows(rows: int) -> str:
+def fmt_rows(rows: int) -> str:
+    """10k, 1M, 1500."""
     return f"{rows // 1_000_000}M" if rows % 1_000_000 == 0 else f"{rows // 1_000}k" if rows % 1_000 == 0 else str(rows)
 
 
@@ -451,7 +316,7 @@ def render_section(result: BenchResult) -> str:
         f"- **Machine:** {result.machine}. The client, both servers and PostgreSQL run on this one machine "
         "(loopback HTTP and TCP).",
         "- **Reproduce:** `make bench` (runs `scripts/services start`, then "
-        "`python benchmarks/json_plane.py` with the services' environment). "
+        "`python -m benchmarks.json_plane` with the services' environment). "
         f"This run: `{result.command}`.",
         f"- **Load:** 1-minute load average {result.load_average[0]:.2f} at the start and "
         f"{result.load_average[1]:.2f} at the end of the run (the benchmark's own processes included).",
@@ -476,7 +341,7 @@ def render_section(result: BenchResult) -> str:
             ratio = f"**{size.median_ratio:.2f}×**" if variant is size.quiver else ""
             database = "" if variant.database_seconds is None else f"{variant.database_seconds:.3f}"
             lines.append(
-                f"| {_fmt_rows(size.rows)} | {len(variant.seconds)} | {label} | {variant.median:.3f} | "
+                f"| {fmt_rows(size.rows)} | {len(variant.seconds)} | {label} | {variant.median:.3f} | "
                 f"{min(variant.seconds):.3f}–{max(variant.seconds):.3f} | {variant.rows_per_second:,.0f} | "
                 f"{variant.mb_per_second:.1f} | {variant.body_bytes / 1e6:.1f} | {ratio} | {database} |"
             )
@@ -495,7 +360,7 @@ def render_section(result: BenchResult) -> str:
     if q.database_seconds and b.database_seconds:
         db_ratio = b.database_seconds / q.database_seconds
         lines += [
-            f"Reading the numbers: at {_fmt_rows(largest.rows)} rows PostgreSQL alone needs {q.database_seconds:.2f} s "
+            f"Reading the numbers: at {fmt_rows(largest.rows)} rows PostgreSQL alone needs {q.database_seconds:.2f} s "
             f"for Quiver's `row_to_json` statement and {b.database_seconds:.2f} s for the `jsonb_build_object` view "
             f"({db_ratio:.2f}×). End to end, Quiver takes {q.median / q.database_seconds:.2f}× its PostgreSQL-only "
             "time (it streams while PostgreSQL produces rows, sharing the CPUs with PostgreSQL and the client), "
@@ -516,14 +381,10 @@ def render_section(result: BenchResult) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, section: str, title: str = SECTION_TITLE) -> None:
-    """Replace this benchmark's section of ``path`` (or append it), keeping every other byte."""
-    report.write_section(path, section, title)
-
-
 def main(argv: list[str] | None = None) -> None:
     """Command line."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.json_plane",
+                                     description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--database-url", default=os.environ.get("QUIVER_TEST_ADMIN_URL", DEFAULT_ADMIN_URL),
                         help="admin URL of the PostgreSQL server (the benchmark creates its own database)")
     parser.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)), help="result sizes, comma-separated")
@@ -540,17 +401,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--rounds must be >= 1")
     print(f"preparing {DB_NAME} ({BENCH_ORDERS:,} orders)...", file=sys.stderr, flush=True)
     db_url = ensure_bench_database(args.database_url)
-    command = shlex.join(["python", "benchmarks/json_plane.py", *(argv if argv is not None else sys.argv[1:])])
+    command = command_line("benchmarks.json_plane", argv)
     result = run(db_url, sizes, args.rounds, machine=describe_machine(db_url, args.machine_note),
                  database=f"`{DB_NAME}` with {BENCH_ORDERS:,} demo orders (seed 42)", command=command, progress=True)
-    if args.json:
-        print(json.dumps(result.as_json(), indent=2))
-    section = render_section(result)
-    if args.output:
-        write_section(Path(args.output), section)
-        print(f"wrote {args.output}", file=sys.stderr)
-    if not args.json:
-        print(section)
+    publish(render_section(result), SECTION_TITLE, args.output, result.as_json() if args.json else None)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ Each variant is also timed to a pandas DataFrame (``types_mapper=pd.ArrowDtype``
 polars DataFrame. Variants are interleaved round by round; every size is checked once first.
 
 Run with ``make bench`` (``scripts/services start`` first), or directly:
-``python benchmarks/query_planes.py [--sizes 10000,100000,1000000] [--rounds 5,5,3] [--skip-slow]``;
+``python -m benchmarks.query_planes [--sizes 10000,100000,1000000] [--rounds 5,5,3] [--skip-slow]``;
 10M rows need ``--orders 10000000 --sizes ...,10000000`` (a separate database, ``quiver_bench_10000000``).
 """
 
@@ -27,7 +27,6 @@ import datetime as dt
 import gc
 import json
 import os
-import shlex
 import statistics
 import sys
 import time
@@ -35,7 +34,6 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 from typing import Any
 
 import adbc_driver_postgresql.dbapi as adbc
@@ -47,17 +45,23 @@ import polars as pl
 import pyarrow as pa
 from adbc_driver_postgresql import StatementOptions
 
+from benchmarks.common import DEFAULT_ADMIN_URL, DEFAULT_OUTPUT
+from benchmarks.common.database import BENCH_ORDERS, DB_NAME, ensure_bench_database
+from benchmarks.common.report import command_line, publish
+from benchmarks.common.servers import Server, free_port, peak_rss_mb, start_baseline, start_server, stop_server
+from benchmarks.json_plane import (
+    BASELINE,
+    FIELDS,
+    QUIVER,
+    default_rounds,
+    describe_machine,
+    fmt_rows,
+    payload,
+    start_fraiseql,
+)
 from quiver.client import Client
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:  # ``benchmarks`` is not a package: json_plane.py sits next to this file
-    sys.path.insert(0, str(HERE))
-
-import json_plane as jp  # noqa: E402
-import report  # noqa: E402
-
 SECTION_TITLE = "## Query planes: Arrow Flight, Arrow over HTTP, JSON, FraiseQL v1, Strawberry"
-STRAWBERRY_SCRIPT = HERE / "baselines" / "strawberry_app.py"
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
 ARROW_TYPE = "application/vnd.apache.arrow.stream"
 BATCH_SIZE_HINT_BYTES = 10 * 2**20
@@ -138,11 +142,6 @@ TARGETS = (
 def ratio_key(numerator: str, denominator: str, stage: str) -> str:
     """``flight/adbc:table``."""
     return f"{numerator}/{denominator}:{stage}"
-
-
-def fmt_rows(rows: int) -> str:
-    """10k, 1M, 1500."""
-    return jp._fmt_rows(rows)
 
 
 def fmt_seconds(seconds: float) -> str:
@@ -237,10 +236,10 @@ Keep = object  # whatever a fetch must keep alive until the clock stops (freeing
 class Planes:
     """The servers and one client for each plane; fetches one result as a table."""
 
-    quiver: jp.Server
+    quiver: Server
     flight_url: str
-    baseline: jp.Server
-    strawberry: jp.Server | None
+    baseline: Server
+    strawberry: Server | None
     http: httpx.Client
     flight: Client
     adbc: Any  # adbc_driver_postgresql.dbapi.Connection
@@ -251,7 +250,7 @@ class Planes:
         if key == ADBC:
             return self.adbc_table(rows), None
         if key == FLIGHT:
-            return self.flight.query(jp.payload(rows)["query"]), None
+            return self.flight.query(payload(rows)["query"]), None
         if key == ARROW_HTTP:
             return self.arrow_http_table(rows), None
         parsed = self.json_rows(key, rows)
@@ -268,7 +267,7 @@ class Planes:
 
     def arrow_http_table(self, rows: int) -> pa.Table:
         """POST /graphql asking for an Arrow IPC stream; the whole body, then ``read_all``."""
-        response = self.http.post(self.quiver.url + "/graphql", json=jp.payload(rows), headers={"accept": ARROW_TYPE})
+        response = self.http.post(self.quiver.url + "/graphql", json=payload(rows), headers={"accept": ARROW_TYPE})
         if response.status_code != 200 or not response.headers.get("content-type", "").startswith(ARROW_TYPE):
             raise RuntimeError(f"Arrow over HTTP: HTTP {response.status_code}: {response.content[:300]!r}")
         body = response.content
@@ -280,7 +279,7 @@ class Planes:
         server = {JSON_PLANE: self.quiver, FRAISEQL: self.baseline, STRAWBERRY: self.strawberry}[key]
         assert server is not None, f"{key} is not running"
         loads: Callable[[bytes], Any] = json.loads if key == STRAWBERRY else orjson.loads
-        response = self.http.post(server.url + "/graphql", json=jp.payload(rows))
+        response = self.http.post(server.url + "/graphql", json=payload(rows))
         if response.status_code != 200:
             raise RuntimeError(f"{key}: HTTP {response.status_code}: {response.content[:300]!r}")
         body = response.content
@@ -313,7 +312,7 @@ class Planes:
 
     def flight_sample(self, rows: int) -> Sample:
         """Four Flight requests: ``query``, ``to_pandas`` (ArrowDtype, then default) and ``to_polars``."""
-        graphql = jp.payload(rows)["query"]
+        graphql = payload(rows)["query"]
         table = _timed(lambda: self.flight.query(graphql))
         pandas_arrow = _timed(lambda: self.flight.to_pandas(graphql))
         pandas_default = _timed(lambda: self.flight.to_pandas(graphql, types_mapper=None))
@@ -334,11 +333,11 @@ def _timed(make: Callable[[], object]) -> float:
 # --- servers --------------------------------------------------------------------------------------
 
 
-def start_quiver(db_url: str) -> tuple[jp.Server, str]:
+def start_quiver(db_url: str) -> tuple[Server, str]:
     """``python -m quiver.cli serve --port P --flight-port F``; returns the server and its Flight URL."""
-    port, flight_port = jp.free_port(), jp.free_port()
+    port, flight_port = free_port(), free_port()
     command = [sys.executable, "-m", "quiver.cli", "serve", "--port", str(port), "--flight-port", str(flight_port)]
-    server = jp._start(jp.QUIVER, command, {**os.environ, "QUIVER_DATABASE_URL": db_url}, port)
+    server = start_server(QUIVER, command, {**os.environ, "QUIVER_DATABASE_URL": db_url}, port)
     flight_url = f"grpc://127.0.0.1:{flight_port}"
     deadline = time.monotonic() + 30
     while True:
@@ -348,16 +347,14 @@ def start_quiver(db_url: str) -> tuple[jp.Server, str]:
             return server, flight_url
         except Exception:  # any failure means "not up yet" until the deadline
             if time.monotonic() > deadline:
-                jp.stop_server(server)
+                stop_server(server)
                 raise
             time.sleep(0.1)
 
 
-def start_strawberry(db_url: str) -> jp.Server:
+def start_strawberry(db_url: str) -> Server:
     """The Strawberry baseline server over ``db_url``."""
-    port = jp.free_port()
-    command = [sys.executable, str(STRAWBERRY_SCRIPT), "--database-url", db_url, "--port", str(port)]
-    return jp._start(STRAWBERRY, command, dict(os.environ), port)
+    return start_baseline(STRAWBERRY, "benchmarks.baselines.strawberry_app", db_url)
 
 
 @contextmanager
@@ -365,13 +362,13 @@ def open_planes(db_url: str, with_strawberry: bool = True) -> Iterator[Planes]:
     """All servers and clients; everything is stopped and closed on exit."""
     with ExitStack() as stack:
         quiver, flight_url = start_quiver(db_url)
-        stack.callback(jp.stop_server, quiver)
-        baseline = jp.start_baseline(db_url)
-        stack.callback(jp.stop_server, baseline)
+        stack.callback(stop_server, quiver)
+        baseline = start_fraiseql(db_url)
+        stack.callback(stop_server, baseline)
         strawberry = None
         if with_strawberry:
             strawberry = start_strawberry(db_url)
-            stack.callback(jp.stop_server, strawberry)
+            stack.callback(stop_server, strawberry)
         http = stack.enter_context(httpx.Client(timeout=1800))
         flight = stack.enter_context(Client(flight_url))
         connection = adbc.connect(db_url, autocommit=True)
@@ -380,11 +377,6 @@ def open_planes(db_url: str, with_strawberry: bool = True) -> Iterator[Planes]:
 
 
 # --- measurement ----------------------------------------------------------------------------------
-
-
-def default_rounds(rows: int) -> int:
-    """5 rounds up to 100k rows, 3 above."""
-    return jp.default_rounds(rows)
 
 
 def variants_for(rows: int, skip_slow: bool) -> tuple[list[str], dict[str, str]]:
@@ -511,7 +503,7 @@ def run(db_url: str, sizes: list[int], rounds: list[int] | None = None, *, skip_
                 print(f"{fmt_rows(rows)} rows, {count} rounds...", file=sys.stderr, flush=True)
             results.append(measure_size(planes, rows, count, skip_slow, progress))
         servers = [planes.quiver, planes.baseline] + ([planes.strawberry] if planes.strawberry else [])
-        rss = {server.name: jp.peak_rss_mb(server.pid) for server in servers}
+        rss = {server.name: peak_rss_mb(server.pid) for server in servers}
     today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return BenchResult(results, rss, machine, database, today, command, (load_before, os.getloadavg()),
                        package_versions(), time.perf_counter() - began)
@@ -547,7 +539,7 @@ def render_section(result: BenchResult) -> str:
         SECTION_TITLE,
         "",
         "Time from one request to a table in the client, for `{ orders(limit: N) { "
-        f"{jp.FIELDS} }} }}` (8 columns of the demo `orders` table: int8, uuid, int8, enum, numeric(12,2), bool, "
+        f"{FIELDS} }} }}` (8 columns of the demo `orders` table: int8, uuid, int8, enum, numeric(12,2), bool, "
         "timestamptz, jsonb), over each of Quiver's planes, against the PostgreSQL→Arrow limit and two Python "
         "baselines:",
         "",
@@ -626,7 +618,7 @@ def render_section(result: BenchResult) -> str:
     lines.append("")
     rss = {k: v for k, v in result.peak_rss_mb.items() if v is not None}
     if rss:
-        names = {jp.QUIVER: "Quiver (HTTP + Flight)", jp.BASELINE: "FraiseQL v1", STRAWBERRY: "Strawberry"}
+        names = {QUIVER: "Quiver (HTTP + Flight)", BASELINE: "FraiseQL v1", STRAWBERRY: "Strawberry"}
         shown = ", ".join(f"{names.get(k, k)} {v:,.0f} MB" for k, v in rss.items())
         lines += [f"Server peak RSS (VmHWM) after the whole run: {shown}.", ""]
     lines += _reading(result)
@@ -662,17 +654,12 @@ def _reading(result: BenchResult) -> list[str]:
     return [text + ".", ""]
 
 
-def write_section(path: Path, section: str, title: str = SECTION_TITLE) -> None:
-    """Replace this benchmark's section of ``path`` (or append it), keeping every other byte."""
-    report.write_section(path, section, title)
-
-
 # --- command line ---------------------------------------------------------------------------------
 
 
 def bench_database(orders: int) -> str:
-    """``quiver_bench`` at the default size (shared with json_plane.py), else ``quiver_bench_<orders>``."""
-    return jp.DB_NAME if orders == jp.BENCH_ORDERS else f"{jp.DB_NAME}_{orders}"
+    """``quiver_bench`` at the default size (shared with json_plane), else ``quiver_bench_<orders>``."""
+    return DB_NAME if orders == BENCH_ORDERS else f"{DB_NAME}_{orders}"
 
 
 def _ints(text: str) -> list[int]:
@@ -681,16 +668,17 @@ def _ints(text: str) -> list[int]:
 
 def main(argv: list[str] | None = None) -> None:
     """Command line."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--database-url", default=os.environ.get("QUIVER_TEST_ADMIN_URL", jp.DEFAULT_ADMIN_URL),
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.query_planes",
+                                     description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--database-url", default=os.environ.get("QUIVER_TEST_ADMIN_URL", DEFAULT_ADMIN_URL),
                         help="admin URL of the PostgreSQL server (the benchmark creates its own database)")
     parser.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)), help="result sizes, comma-separated")
     parser.add_argument("--rounds", default=None,
                         help="rounds: one number for every size, or one per size (default 5 up to 100k rows, else 3)")
-    parser.add_argument("--orders", type=int, default=jp.BENCH_ORDERS,
-                        help=f"orders in the bench database (default {jp.BENCH_ORDERS:,}; 10,000,000 for 10M sizes)")
+    parser.add_argument("--orders", type=int, default=BENCH_ORDERS,
+                        help=f"orders in the bench database (default {BENCH_ORDERS:,}; 10,000,000 for 10M sizes)")
     parser.add_argument("--skip-slow", action="store_true", help="leave Strawberry out at 1M rows (quick runs)")
-    parser.add_argument("--output", default=str(jp.DEFAULT_OUTPUT),
+    parser.add_argument("--output", default=str(DEFAULT_OUTPUT),
                         help="markdown file whose section is (re)written; '' to skip")
     parser.add_argument("--json", action="store_true", help="print the raw results as JSON")
     parser.add_argument("--machine-note", default=MACHINE_NOTE, help="free text added to the machine description")
@@ -706,19 +694,12 @@ def main(argv: list[str] | None = None) -> None:
             parser.error("--rounds: one number >= 1, or one per size")
     name = bench_database(args.orders)
     print(f"preparing {name} ({args.orders:,} orders)...", file=sys.stderr, flush=True)
-    db_url = jp.ensure_bench_database(args.database_url, name, args.orders)
-    command = shlex.join(["python", "benchmarks/query_planes.py", *(argv if argv is not None else sys.argv[1:])])
+    db_url = ensure_bench_database(args.database_url, name, args.orders)
+    command = command_line("benchmarks.query_planes", argv)
     result = run(db_url, sizes, rounds, skip_slow=args.skip_slow,
-                 machine=jp.describe_machine(db_url, args.machine_note),
+                 machine=describe_machine(db_url, args.machine_note),
                  database=f"`{name}` with {args.orders:,} demo orders (seed 42)", command=command, progress=True)
-    if args.json:
-        print(json.dumps(result.as_json(), indent=2))
-    section = render_section(result)
-    if args.output:
-        write_section(Path(args.output), section)
-        print(f"wrote {args.output}", file=sys.stderr)
-    if not args.json:
-        print(section)
+    publish(render_section(result), SECTION_TITLE, args.output, result.as_json() if args.json else None)
 
 
 if __name__ == "__main__":

@@ -8,34 +8,31 @@ the stdlib ``json`` module (Strawberry's default). Values have Quiver's forms: i
 string (a ``BigInt`` scalar), numeric as a string (Strawberry's ``Decimal``), timestamps in
 ISO 8601 in UTC, ``meta`` as a JSON object.
 
-Run: ``python benchmarks/baselines/strawberry_app.py --database-url URL --port P``.
+Run: ``python -m benchmarks.baselines.strawberry_app --database-url URL --port P`` (from the repo root).
 It answers ``POST /graphql`` and ``GET /health``.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import datetime as dt
 import decimal
-import os
 import uuid
-from collections.abc import AsyncIterator
 from typing import NewType
 
 import strawberry
-import uvicorn
 from psycopg.rows import class_row
 from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.scalars import JSON
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
+
+from benchmarks.common.baseline import pooled_app, serve
 
 #: int8 travels as a string, as in Quiver (JavaScript clients cannot hold every int8 as a number).
 BigInt = NewType("BigInt", int)
@@ -92,43 +89,16 @@ def create_schema() -> strawberry.Schema:
 
 def create_app(database_url: str, pool_size: int = 4) -> Starlette:
     """The baseline ASGI app over ``database_url``."""
-    pool = AsyncConnectionPool(
-        database_url, min_size=pool_size, max_size=pool_size, open=False,
-        kwargs={"autocommit": True, "options": "-c TimeZone=UTC"},
-    )
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        await pool.open(wait=True)
-        try:
-            yield
-        finally:
-            await pool.close()
+    def routes(pool: AsyncConnectionPool) -> list[BaseRoute]:
+        return [Route("/graphql", OrdersGraphQL(create_schema(), pool), methods=["GET", "POST"])]
 
-    async def health(_request: Request) -> Response:
-        async with pool.connection() as conn:
-            await conn.execute("SELECT 1")
-        return JSONResponse({"status": "ok"})
-
-    graphql_app = OrdersGraphQL(create_schema(), pool)
-    return Starlette(
-        routes=[Route("/graphql", graphql_app, methods=["GET", "POST"]), Route("/health", health, methods=["GET"])],
-        lifespan=lifespan,
-    )
+    return pooled_app(database_url, pool_size, routes)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Command line: serve the baseline on loopback."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--database-url", default=os.environ.get("STRAWBERRY_DATABASE_URL"), required=False)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8002)
-    parser.add_argument("--pool-size", type=int, default=4)
-    args = parser.parse_args(argv)
-    if not args.database_url:
-        parser.error("--database-url (or STRAWBERRY_DATABASE_URL) is required")
-    app = create_app(args.database_url, args.pool_size)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", lifespan="on")
+    serve("benchmarks.baselines.strawberry_app", __doc__, create_app, "STRAWBERRY_DATABASE_URL", 8002, argv)
 
 
 if __name__ == "__main__":

@@ -6,31 +6,21 @@ writes ``docs/benchmarks.md``.
 
 from __future__ import annotations
 
-from pathlib import Path
-from types import ModuleType
-
+import orjson
 import pytest
+from benchmarks.common.database import ensure_bench_database
 
-from tests.benchmarks import load_benchmark
-from tests.conftest import ROOT, admin_url
+from benchmarks import json_plane as bench
+from tests.benchmarks import doc_state
+from tests.conftest import admin_url
 
 SMOKE_DB = "quiver_bench_smoke"
 SMOKE_ORDERS = 10_000
-DOC = ROOT / "docs" / "benchmarks.md"
 
 
-@pytest.fixture(scope="module")
-def bench() -> ModuleType:
-    return load_benchmark("json_plane")
-
-
-def _doc_state() -> tuple[bool, float, int]:
-    return (DOC.exists(), DOC.stat().st_mtime, DOC.stat().st_size) if DOC.exists() else (False, 0.0, 0)
-
-
-def test_benchmark_runs_both_variants_at_a_small_size(bench: ModuleType) -> None:
-    doc_before = _doc_state()
-    url = bench.ensure_bench_database(admin_url(), SMOKE_DB, SMOKE_ORDERS)
+def test_benchmark_runs_both_variants_at_a_small_size() -> None:
+    doc_before = doc_state()
+    url = ensure_bench_database(admin_url(), SMOKE_DB, SMOKE_ORDERS)
     result = bench.run(url, [SMOKE_ORDERS], rounds=1, machine="smoke", database=SMOKE_DB, command="pytest")
 
     [size] = result.sizes
@@ -56,26 +46,17 @@ def test_benchmark_runs_both_variants_at_a_small_size(bench: ModuleType) -> None
     assert section.startswith(bench.SECTION_TITLE)
     assert "| 10k | 1 | Quiver JSON plane |" in section and "| 10k | 1 | FraiseQL v1 technique |" in section
     assert "not measured in this run" in section  # the 2x target is about 1M rows
-    assert _doc_state() == doc_before
+    assert doc_state() == doc_before
 
 
-def test_bodies_are_checked_row_for_row(bench: ModuleType) -> None:
+def test_bodies_are_checked_row_for_row() -> None:
     row = {"id": "1", "uuid": "u", "customerId": "2", "status": "paid", "total": "1.00", "isPaid": True,
            "placedAt": "2024-05-01T10:00:00.123456+00:00", "meta": {"gift": False}}
-    quiver_body = b'{"data":{"orders":[' + bench.orjson.dumps(row) + b"]}}"
-    same = b'{"data":{"orders":[' + bench.orjson.dumps(dict(reversed(row.items()))) + b"]}}"
+    quiver_body = b'{"data":{"orders":[' + orjson.dumps(row) + b"]}}"
+    same = b'{"data":{"orders":[' + orjson.dumps(dict(reversed(row.items()))) + b"]}}"
     assert bench.check_bodies(quiver_body, same, 1)  # equal values; the key-order note is returned
     with pytest.raises(AssertionError, match="first rows differ"):
         bench.check_bodies(quiver_body, quiver_body.replace(b'"1.00"', b"1.0"), 1)
     with pytest.raises(AssertionError, match="expected 2 rows"):
         bench.check_bodies(quiver_body, quiver_body, 2)
 
-
-def test_write_section_replaces_only_its_own_section(bench: ModuleType, tmp_path: Path) -> None:
-    doc = tmp_path / "benchmarks.md"
-    bench.write_section(doc, bench.SECTION_TITLE + "\n\nfirst\n")
-    assert doc.read_text() == f"# Benchmarks\n\n{bench.SECTION_TITLE}\n\nfirst\n"
-    doc.write_text(doc.read_text() + "\n## Arrow plane\n\nkept\n")
-    bench.write_section(doc, bench.SECTION_TITLE + "\n\nsecond\n")
-    text = doc.read_text()
-    assert text == f"# Benchmarks\n\n{bench.SECTION_TITLE}\n\nsecond\n\n## Arrow plane\n\nkept\n"

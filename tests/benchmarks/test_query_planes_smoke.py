@@ -7,31 +7,24 @@ It uses the small benchmark database of the JSON-plane smoke test (10,000 demo o
 from __future__ import annotations
 
 import statistics
-from pathlib import Path
-from types import ModuleType
+from typing import cast
 
+import pyarrow as pa
 import pytest
+from benchmarks.common.database import ensure_bench_database
 
-from tests.benchmarks import load_benchmark
-from tests.conftest import ROOT, admin_url
+from benchmarks import json_plane
+from benchmarks import query_planes as bench
+from tests.benchmarks import doc_state
+from tests.conftest import admin_url
 
 SMOKE_DB = "quiver_bench_smoke"
 SMOKE_ORDERS = 10_000
-DOC = ROOT / "docs" / "benchmarks.md"
 
 
-@pytest.fixture(scope="module")
-def bench() -> ModuleType:
-    return load_benchmark("query_planes")
-
-
-def _doc_state() -> tuple[bool, float, int]:
-    return (DOC.exists(), DOC.stat().st_mtime, DOC.stat().st_size) if DOC.exists() else (False, 0.0, 0)
-
-
-def test_every_variant_runs_at_10k_rows(bench: ModuleType) -> None:
-    doc_before = _doc_state()
-    url = bench.jp.ensure_bench_database(admin_url(), SMOKE_DB, SMOKE_ORDERS)
+def test_every_variant_runs_at_10k_rows() -> None:
+    doc_before = doc_state()
+    url = ensure_bench_database(admin_url(), SMOKE_DB, SMOKE_ORDERS)
     result = bench.run(url, [SMOKE_ORDERS], [1], machine="smoke", database=SMOKE_DB, command="pytest")
 
     [size] = result.sizes
@@ -47,7 +40,8 @@ def test_every_variant_runs_at_10k_rows(bench: ModuleType) -> None:
         sample = size.variants[key].samples[0]
         assert sample.pandas_arrow > sample.table and sample.pandas > sample.table and sample.polars > sample.table
     for key in (bench.ARROW_HTTP, bench.JSON_PLANE, bench.FRAISEQL, bench.STRAWBERRY):
-        assert size.variants[key].body_bytes > 500_000, key  # 10k rows of 8 fields, whatever the format
+        body_bytes = size.variants[key].body_bytes
+        assert body_bytes is not None and body_bytes > 500_000, key  # 10k rows of 8 fields, whatever the format
     assert size.variants[bench.ADBC].body_bytes is None
 
     # The check ran: equal id sets everywhere, equal Arrow tables, equal JSON rows.
@@ -62,7 +56,7 @@ def test_every_variant_runs_at_10k_rows(bench: ModuleType) -> None:
         assert ratio == pytest.approx(expected) and ratio > 0
         assert size.median_ratio(key) == statistics.median([ratio])
 
-    assert set(result.peak_rss_mb) == {bench.jp.QUIVER, bench.jp.BASELINE, bench.STRAWBERRY}
+    assert set(result.peak_rss_mb) == {json_plane.QUIVER, json_plane.BASELINE, bench.STRAWBERRY}
     assert all(v is not None and v > 10 for v in result.peak_rss_mb.values())
     assert result.as_json()["sizes"][0]["rows"] == SMOKE_ORDERS
 
@@ -71,10 +65,10 @@ def test_every_variant_runs_at_10k_rows(bench: ModuleType) -> None:
     for label in bench.LABELS.values():
         assert f"| 10k | {label} | 1 |" in section
     assert section.count("not measured in this run") == len(bench.TARGETS)  # targets are at 100k and 1M rows
-    assert _doc_state() == doc_before
+    assert doc_state() == doc_before
 
 
-def test_check_rejects_a_short_result(bench: ModuleType) -> None:
+def test_check_rejects_a_short_result() -> None:
     """A variant returning other rows than the others fails the check."""
 
     class Fake:
@@ -85,30 +79,20 @@ def test_check_rejects_a_short_result(bench: ModuleType) -> None:
 
         def fetch(self, key: str, rows: int) -> tuple[object, None]:
             ids = list(range(rows - 1 if key == self.broken else rows))
-            return bench.pa.table({"id": ids}), None
+            return pa.table({"id": ids}), None
 
-    bench.check_size(Fake("nobody"), 5, [bench.ADBC, bench.FLIGHT])
+    bench.check_size(cast(bench.Planes, Fake("nobody")), 5, [bench.ADBC, bench.FLIGHT])
     with pytest.raises(AssertionError, match="expected 5 rows"):
-        bench.check_size(Fake(bench.FLIGHT), 5, [bench.ADBC, bench.FLIGHT])
+        bench.check_size(cast(bench.Planes, Fake(bench.FLIGHT)), 5, [bench.ADBC, bench.FLIGHT])
 
 
-def test_variants_and_rounds(bench: ModuleType) -> None:
+def test_variants_and_rounds() -> None:
     assert bench.variants_for(1_000_000, False)[0] == list(bench.VARIANTS)
     keys, skipped = bench.variants_for(1_000_000, True)
     assert bench.STRAWBERRY not in keys and bench.STRAWBERRY in skipped
     assert bench.variants_for(100_000, True)[0] == list(bench.VARIANTS)  # --skip-slow drops Strawberry at 1M only
     assert bench.STRAWBERRY not in bench.variants_for(10_000_000, False)[0]
-    assert [bench.default_rounds(n) for n in (10_000, 100_000, 1_000_000)] == [5, 5, 3]
+    assert [json_plane.default_rounds(n) for n in (10_000, 100_000, 1_000_000)] == [5, 5, 3]
     assert bench.bench_database(1_000_000) == "quiver_bench"
     assert bench.bench_database(10_000_000) == "quiver_bench_10000000"
 
-
-def test_write_section_keeps_every_other_byte(bench: ModuleType, tmp_path: Path) -> None:
-    doc = tmp_path / "benchmarks.md"
-    head = "# Benchmarks\n\n## JSON plane vs the FraiseQL v1 technique\n\ntext  \n\n| a |\n"
-    doc.write_text(head)
-    bench.write_section(doc, bench.SECTION_TITLE + "\n\nfirst\n")
-    assert doc.read_text() == f"{head}\n{bench.SECTION_TITLE}\n\nfirst\n"
-    doc.write_text(doc.read_text() + "\n## Later\n\nkept\n")
-    bench.write_section(doc, bench.SECTION_TITLE + "\n\nsecond\n")
-    assert doc.read_text() == f"{head}\n{bench.SECTION_TITLE}\n\nsecond\n\n## Later\n\nkept\n"

@@ -1,0 +1,1 @@
+"""The servers Quiver is measured against, each run as ``python -m benchmarks.baselines.<name>``."""
