@@ -9,8 +9,6 @@ import os
 import sys
 from pathlib import Path
 
-from tests.support.pipeline import clickhouse_url, opensearch_url
-
 import benchmarks.events
 from benchmarks.common import DEFAULT_ADMIN_URL, DEFAULT_OUTPUT
 from benchmarks.common.report import command_line, publish
@@ -20,6 +18,7 @@ from benchmarks.events.pipeline import SINKS
 from benchmarks.events.report import SECTION_TITLE, describe_machine, render_section, result_from_json
 from benchmarks.events.run import run
 from benchmarks.events.visibility import POLL_INTERVAL
+from tests.support.pipeline import clickhouse_url, opensearch_url
 
 DEFAULT_RATES = (2_000, 5_000, 10_000, 15_000, 20_000, 30_000)
 

@@ -12,11 +12,11 @@ from typing import Any
 
 import orjson
 import psycopg
-from tests.support.oracle import SOURCE_SQL, compare
 
 from benchmarks.events.pipeline import BenchPipeline
 from quiver.events.capture import OUTBOX
 from quiver.events.sinks.clickhouse import ClickHouseSink
+from tests.support.oracle import SOURCE_SQL, compare
 
 
 @dataclass

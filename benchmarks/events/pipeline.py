@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
-from tests.support.pipeline import Pipeline, opensearch_url
 
 from benchmarks.common import ROOT
 from benchmarks.common.database import create_database, drop_database, ensure_database, load_demo
+from tests.support.pipeline import Pipeline, opensearch_url
 
 SINKS = ("clickhouse", "search")  # the sinks this benchmark can drive, all by default
 SINK_NAMES = {"clickhouse": "ClickHouse", "search": "OpenSearch"}

@@ -18,6 +18,7 @@ import os
 from collections.abc import Callable
 
 import pytest
+
 from benchmarks.events import (
     OPS,
     SECTION_TITLE,
@@ -28,7 +29,6 @@ from benchmarks.events import (
     result_from_json,
     run,
 )
-
 from quiver.events.relay import RelayConfig
 from tests.benchmarks import doc_state
 from tests.conftest import admin_url

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from benchmarks.common.database import ensure_bench_database
 
 from benchmarks import json_plane as bench
+from benchmarks.common.database import ensure_bench_database
 from tests.benchmarks import doc_state
 from tests.conftest import admin_url
 

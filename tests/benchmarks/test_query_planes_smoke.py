@@ -11,10 +11,10 @@ from typing import cast
 
 import pyarrow as pa
 import pytest
-from benchmarks.common.database import ensure_bench_database
 
 from benchmarks import json_plane
 from benchmarks import query_planes as bench
+from benchmarks.common.database import ensure_bench_database
 from tests.benchmarks import doc_state
 from tests.conftest import admin_url
 

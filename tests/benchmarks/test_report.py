@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from benchmarks.common.report import command_line, publish, write_section
 
 from benchmarks import events, json_plane, query_planes
+from benchmarks.common.report import command_line, publish, write_section
 
 TITLES = [json_plane.SECTION_TITLE, query_planes.SECTION_TITLE, events.SECTION_TITLE]
 

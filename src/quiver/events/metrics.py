@@ -19,7 +19,8 @@ class EventMetrics:
                                registry=r)
         self.dead_lettered = Counter("quiver_sink_dead_lettered", "Events sent to the dead-letter stream.",
                                      ["sink"], registry=r)
-        self.pending = Gauge("quiver_consumer_pending", "Messages (up to 1,000 events each) in JetStream not yet delivered to the sink.",
+        self.pending = Gauge("quiver_consumer_pending",
+                             "Messages (up to 1,000 events each) in JetStream not yet delivered to the sink.",
                              ["sink"], registry=r)
         self.breaker = Gauge("quiver_sink_breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open.",
                              ["sink"], registry=r)
