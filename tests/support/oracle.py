@@ -15,9 +15,10 @@ from typing import Any
 import psycopg
 
 from quiver.events.capture import OUTBOX
+from quiver.events.sinks.base import VISIBLE_FIELDS, Sink, VisibleEvent
 
-# The columns both sides are compared on, in this order.
-FIELDS = ("event_id", "seq", "entity", "entity_id", "op", "occurred_at_us", "data", "changed", "actor", "tenant_id")
+# The columns both sides are compared on, in this order: a sink's documented read (``Sink.visible_events``).
+FIELDS = VISIBLE_FIELDS
 
 SOURCE_SQL = f"""
 SELECT event_id::text, seq, entity, entity_id, op,
@@ -30,6 +31,14 @@ FROM {OUTBOX} ORDER BY seq
 def source_events(url: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(url) as conn:
         return [tuple(r) for r in conn.execute(SOURCE_SQL).fetchall()]
+
+
+async def sink_events(sink: Sink) -> list[VisibleEvent]:
+    """What ``sink`` holds, through its documented read (then closed)."""
+    try:
+        return await sink.visible_events()
+    finally:
+        await sink.close()
 
 
 def _normal(row: Sequence[Any]) -> tuple[Any, ...]:

@@ -12,12 +12,14 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 
+from quiver.config import Settings
 from quiver.events import bus
-from tests.support.oracle import compare, source_events
+from quiver.events.sinks.base import VisibleEvent, visible_rows
+from quiver.events.sinks.registry import make_sink
+from tests.support.oracle import compare, sink_events, source_events
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -148,58 +150,44 @@ class Pipeline:
         raise AssertionError(f"pipeline did not drain in {timeout}s: {asyncio.run(self._consumer_state())} {logs}")
 
     # -- what the sinks hold -------------------------------------------------------------------
-    def chdb_rows(self) -> list[tuple[Any, ...]]:
+    def settings(self) -> Settings:
+        """The settings the pipeline's processes run with (``env()``), for building its sinks here."""
+        settings = Settings(chdb_path=str(self.chdb_path), clickhouse_url=self.clickhouse,
+                            clickhouse_database=self.namespace, events_namespace=self.namespace,
+                            search_index_prefix=f"{self.namespace}-events")
+        return settings.model_copy(update={"search_url": self.opensearch}) if self.opensearch else settings
+
+    def chdb_rows(self) -> list[VisibleEvent]:
         """Read chDB in a child process: chDB allows one open path per process, so its consumer pauses meanwhile."""
         was_running = "consume:chdb" in self.processes
         if was_running:
             self.stop("consume:chdb")
         try:
-            return self._read_chdb()
+            return self.read_with_cli("chdb")
         finally:
             if was_running:
                 self.start("consume:chdb")
 
-    def _read_chdb(self) -> list[tuple[Any, ...]]:
-        sql = ("SELECT toString(event_id), seq, entity, entity_id, op, toUnixTimestamp64Micro(occurred_at), data, "
-               "changed, actor, tenant_id FROM quiver.events FINAL")
-        result = subprocess.run([sys.executable, "-m", "quiver.events.sinks.chdb", "--path", str(self.chdb_path),
-                                 "--query", sql], capture_output=True, timeout=120)
+    def read_with_cli(self, sink: str) -> list[VisibleEvent]:
+        """``quiver events read --sink <sink> --format arrow`` in a child process: the sink's documented read."""
+        result = subprocess.run([sys.executable, "-m", "quiver.cli", "events", "read", "--sink", sink,
+                                 "--format", "arrow"], env=self.env(), cwd=ROOT, capture_output=True, timeout=120)
         if result.returncode:
-            raise AssertionError(f"reading chDB failed: {result.stderr.decode(errors='replace')[-2000:]}")
-        table = pa.ipc.open_stream(result.stdout).read_all()
-        return [tuple(row.values()) for row in table.to_pylist()]
+            raise AssertionError(f"reading {sink} failed: {result.stderr.decode(errors='replace')[-2000:]}")
+        return visible_rows(pa.ipc.open_stream(result.stdout).read_all())
 
-    def clickhouse_rows(self) -> list[tuple[Any, ...]]:
-        from quiver.events.sinks.clickhouse import ClickHouseSink
+    def clickhouse_rows(self) -> list[VisibleEvent]:
+        return self.sink_rows("clickhouse")
 
-        async def read() -> list[tuple[Any, ...]]:
-            sink = ClickHouseSink(self.clickhouse, self.namespace)
-            try:
-                return await sink.visible_events()
-            finally:
-                await sink.close()
+    def search_rows(self) -> list[VisibleEvent]:
+        assert self.opensearch is not None
+        return self.sink_rows("search")
 
-        return asyncio.run(read())
-
-    def search_rows(self) -> list[tuple[Any, ...]]:
-        from quiver.events.sinks.search import SearchSink
-
-        async def read() -> list[tuple[Any, ...]]:
-            assert self.opensearch is not None
-            sink = SearchSink(self.opensearch, f"{self.namespace}-events")
-            try:
-                return await sink.visible_events()
-            finally:
-                await sink.close()
-
-        return asyncio.run(read())
-
-    def sink_rows(self, sink: str) -> list[tuple[Any, ...]]:
+    def sink_rows(self, sink: str) -> list[VisibleEvent]:
+        """Every event ``sink`` holds, through its documented read (``Sink.visible_events``), by seq."""
         if sink == "chdb":
             return self.chdb_rows()
-        if sink == "search":
-            return self.search_rows()
-        return self.clickhouse_rows()
+        return asyncio.run(sink_events(make_sink(sink, self.settings())))
 
     def metric(self, name: str, metric: str) -> float:
         """One sample from a process's Prometheus endpoint (``metrics_ports``)."""

@@ -1,11 +1,12 @@
-"""``quiver events install | uninstall | relay | consume | run | status``."""
+"""``quiver events install | uninstall | relay | consume | run | status | read | dlq``."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
-from typing import Annotated, Any
+import sys
+from typing import TYPE_CHECKING, Annotated, Any
 
 import psycopg
 import typer
@@ -18,6 +19,9 @@ from quiver.events.metrics import EventMetrics
 from quiver.schema.introspect import introspect
 from quiver.schema.model import Entity
 
+if TYPE_CHECKING:
+    from quiver.events.sinks.base import Sink
+
 app = typer.Typer(no_args_is_help=True, help="Change events: outbox, relay to JetStream, sinks.")
 console = Console()
 
@@ -28,6 +32,16 @@ SinkNames = Annotated[list[str] | None, typer.Option("--sink", help="Sink to fee
 def _settings(database_url: str | None = None, **extra: Any) -> Settings:
     overrides = {k: v for k, v in {"database_url": database_url, **extra}.items() if v is not None}
     return Settings(**overrides)
+
+
+def _sinks(names: list[str], settings: Settings) -> list[Sink]:
+    """The named sinks; an unknown name is a usage error that lists the choices."""
+    from quiver.events.sinks.registry import UnknownSink, check_names, make_sink
+
+    try:
+        return [make_sink(name, settings) for name in check_names(names)]
+    except UnknownSink as error:
+        raise typer.BadParameter(str(error), param_hint="--sink") from None
 
 
 def _entities(settings: Settings) -> list[Entity]:
@@ -59,9 +73,8 @@ def uninstall(database_url: DatabaseUrl = None,
     console.print("capture removed")
 
 
-async def _run(settings: Settings, relay: bool, sinks: list[str]) -> None:
+async def _run(settings: Settings, relay: bool, sinks: list[Sink]) -> None:
     from quiver.events.runner import run_pipeline
-    from quiver.events.sinks.registry import make_sink
 
     metrics = EventMetrics()
     if settings.events_metrics_port is not None:
@@ -72,8 +85,7 @@ async def _run(settings: Settings, relay: bool, sinks: list[str]) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    await run_pipeline(settings, relay=relay, sinks=[make_sink(n, settings) for n in sinks], stop=stop,
-                       metrics=metrics)
+    await run_pipeline(settings, relay=relay, sinks=sinks, stop=stop, metrics=metrics)
 
 
 def _logging() -> None:
@@ -92,7 +104,8 @@ def consume(sink: SinkNames = None) -> None:
     """Feed sinks from JetStream until stopped."""
     _logging()
     settings = _settings()
-    asyncio.run(_run(settings, relay=False, sinks=sink or settings.sinks))
+    sinks = _sinks(sink or settings.sinks, settings)
+    asyncio.run(_run(settings, relay=False, sinks=sinks))
 
 
 @app.command()
@@ -100,7 +113,8 @@ def run(database_url: DatabaseUrl = None, sink: SinkNames = None) -> None:
     """Relay and sinks in one process."""
     _logging()
     settings = _settings(database_url)
-    asyncio.run(_run(settings, relay=True, sinks=sink or settings.sinks))
+    sinks = _sinks(sink or settings.sinks, settings)
+    asyncio.run(_run(settings, relay=True, sinks=sinks))
 
 
 @app.command()
@@ -146,7 +160,67 @@ def status(database_url: DatabaseUrl = None) -> None:
         asyncio.run(jetstream())
     except Exception as error:  # noqa: BLE001 - status still shows what it could read
         table.add_row("jetstream", "unreachable", str(error))
+
+    async def visible(name: str) -> str:
+        [target] = _sinks([name], settings)
+        try:
+            return f"{await asyncio.wait_for(target.count_visible(), STATUS_READ_TIMEOUT):,}"
+        finally:
+            await target.close()
+
+    for name in settings.sinks:
+        try:
+            count = asyncio.run(visible(name))
+        except Exception as error:  # noqa: BLE001 - a sink down (or chDB held by its consumer) is a status too
+            count = f"unreadable: {str(error)[:300] or type(error).__name__}"
+        table.add_row(f"sink {name}", "visible events (documented read)", count)
     console.print(table)
+
+
+STATUS_READ_TIMEOUT = 15.0  # seconds status waits for one sink's count
+
+
+@app.command()
+def read(
+    sink: Annotated[str, typer.Option(help="The sink to read (chdb, clickhouse, search)")],
+    fmt: Annotated[str, typer.Option("--format", help="jsonl: one JSON object per event; "
+                                     "arrow: an Arrow IPC stream of the events")] = "jsonl",
+    count: Annotated[bool, typer.Option("--count", help="Print only how many events are visible")] = False,
+) -> None:
+    """Print what a sink holds as its readers see it: every event once, by seq (the sink's documented read).
+
+    Columns: event_id, seq, entity, entity_id, op, occurred_at_us, data, changed, actor, tenant_id.
+    A chDB path opens in one process at a time: read chDB while its consumer is stopped.
+    """
+    import orjson
+    import pyarrow as pa
+
+    from quiver.events.sinks.base import VISIBLE_FIELDS, VISIBLE_SCHEMA, SinkError, visible_table
+
+    if fmt not in ("jsonl", "arrow"):
+        raise typer.BadParameter(f"{fmt!r}: choose jsonl or arrow", param_hint="--format")
+    [target] = _sinks([sink], _settings())
+
+    async def documented_read() -> Any:
+        try:
+            return await target.count_visible() if count else await target.visible_events()
+        finally:
+            await target.close()
+
+    try:
+        result = asyncio.run(documented_read())
+    except SinkError as error:
+        typer.echo(f"cannot read sink {sink}: {error}", err=True)
+        raise typer.Exit(1) from None
+    out = sys.stdout.buffer
+    if count:
+        out.write(f"{result}\n".encode())
+    elif fmt == "arrow":
+        with pa.ipc.new_stream(out, VISIBLE_SCHEMA) as writer:
+            writer.write_table(visible_table(result))
+    else:
+        out.writelines(orjson.dumps(dict(zip(VISIBLE_FIELDS, row, strict=True))) + b"\n" for row in result)
+    out.flush()
 
 
 dlq_app = typer.Typer(no_args_is_help=True, help="Dead letters: events a sink refused for good.")
@@ -181,13 +255,12 @@ def dlq_list(sink: Annotated[str | None, typer.Option(help="Only this sink's dea
 def dlq_replay(sink: Annotated[str, typer.Option(help="The sink whose dead letters to write again")]) -> None:
     """Write a sink's dead letters into it again (after a fix); each is removed once accepted."""
     from quiver.events.dlq import replay
-    from quiver.events.sinks.registry import make_sink
 
     settings = _settings()
+    [target] = _sinks([sink], settings)
 
     async def run() -> int:
         nc, js = await bus.connect(settings.nats_url, name="quiver-dlq")
-        target = make_sink(sink, settings)
         try:
             return await replay(js, bus.Topology(settings.events_namespace), target)
         finally:

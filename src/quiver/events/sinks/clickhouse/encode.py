@@ -1,9 +1,13 @@
-"""Arrow arrays → ClickHouse ``Native`` format, vectorised with numpy (no Python loop per row).
+"""A batch → the body ClickHouse is sent: ArrowStream for modern servers, ``Native`` for old ones.
 
-Old servers (18.16) take neither Arrow nor Parquet, and Native is the format they read
-fastest: a block is ``varint(columns) varint(rows)`` then, per column, its name, its type
-name and the whole column's values back to back. Layouts, as ClickHouse 18.16 reads and
-writes them over HTTP (checked by round trips against the server):
+Modern servers (ArrowStream input and DateTime64) get ``arrow_body``: the batch as an Arrow IPC
+stream in table column order (the server casts the uuid text to UUID itself).
+
+Old servers (18.16) take neither Arrow nor Parquet, and Native is the format they read fastest:
+``native_body``, vectorised with numpy (no Python loop per row). A block is ``varint(columns)
+varint(rows)`` then, per column, its name, its type name and the whole column's values back to
+back. Layouts, as ClickHouse 18.16 reads and writes them over HTTP (checked by round trips
+against the server):
 
 - ``Int64``/``UInt64``/``UInt32``: fixed-width little-endian.
 - ``String``: per value ``varint(len) bytes``; the stream is built from the Arrow offsets
@@ -26,9 +30,12 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from quiver.events.sinks.clickhouse.ddl import COLUMNS
+
 U8 = npt.NDArray[np.uint8]
 I64 = npt.NDArray[np.int64]
 
+NULLABLE = frozenset({"actor", "tenant_id"})  # the table's Nullable columns
 DATETIME_MAX = 2**32 - 1  # DateTime is UInt32 seconds since the epoch
 _HEX = np.full(256, 255, dtype=np.uint8)
 _HEX[np.frombuffer(b"0123456789", np.uint8)] = np.arange(10, dtype=np.uint8)
@@ -192,3 +199,55 @@ def array_of_strings(array: pa.Array) -> bytes:
     offsets = np.cumsum(lengths, dtype=np.uint64).astype("<u8")
     values = pc.list_flatten(array)  # null lists emit nothing; slicing honoured
     return offsets.tobytes() + strings(values)
+
+
+def native_body(batch: pa.RecordBatch, *, datetime64: bool = False) -> bytes:
+    """The batch as one Native block in table column order (old servers)."""
+    occurred = batch.column("occurred_at")
+    if datetime64:
+        occurred_column = ("occurred_at", "DateTime64(6, 'UTC')", datetime64_micros(occurred))
+    else:
+        occurred_column = ("occurred_at", "DateTime('UTC')", datetime_seconds(occurred))
+    return block(batch.num_rows, [
+        ("event_id", "UUID", uuids(batch.column("event_id"))),
+        ("seq", "Int64", int64(batch.column("seq"))),
+        ("entity", "String", strings(batch.column("entity"))),
+        ("entity_id", "String", strings(batch.column("entity_id"))),
+        ("op", "String", strings(batch.column("op"))),
+        occurred_column,
+        ("occurred_at_us", "Int64", datetime64_micros(occurred)),
+        ("data", "String", strings(batch.column("data"))),
+        ("changed", "Array(String)", array_of_strings(batch.column("changed"))),
+        ("actor", "Nullable(String)", nullable_strings(batch.column("actor"))),
+        ("tenant_id", "Nullable(String)", nullable_strings(batch.column("tenant_id"))),
+    ])
+
+
+def arrow_columns(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """The batch in table column order (``COLUMNS``): occurred_at also as µs, a missing ``changed`` empty.
+
+    What modern ClickHouse takes as Arrow: the ArrowStream body, and chDB's ``Python(table)`` insert.
+    """
+    occurred = batch.column("occurred_at").cast(pa.timestamp("us", tz="UTC"))
+    changed = batch.column("changed")
+    if changed.null_count:  # ClickHouse arrays are never NULL: a missing list is stored empty
+        changed = pc.if_else(pc.is_null(changed), pa.scalar([], changed.type), changed)
+    arrays = [batch.column("event_id"), batch.column("seq"), batch.column("entity"), batch.column("entity_id"),
+              batch.column("op"), occurred, occurred.cast(pa.int64()), batch.column("data"), changed,
+              batch.column("actor"), batch.column("tenant_id")]
+    # Only actor and tenant_id may be NULL. Said in the schema, because ClickHouse reads a nullable Arrow
+    # column as Nullable and then turns a value it cannot cast (a malformed uuid) into the column's default
+    # instead of refusing the row.
+    schema = pa.schema([pa.field(name, array.type, nullable=name in NULLABLE)
+                        for name, array in zip(COLUMNS, arrays, strict=True)])
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def arrow_body(batch: pa.RecordBatch) -> bytes:
+    """The batch as an Arrow IPC stream in table column order (modern servers cast text → UUID themselves)."""
+    out = arrow_columns(batch)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, out.schema) as writer:
+        writer.write_batch(out)
+    body: bytes = sink.getvalue().to_pybytes()
+    return body

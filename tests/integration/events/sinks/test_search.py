@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -32,6 +31,7 @@ from quiver.events.sinks.search import (
     SearchSink,
 )
 from tests.conftest import free_port
+from tests.integration.events.sinks.support import event, expected, server_url
 
 MAY_2024 = 1_714_557_600_000_000  # 2024-05-01T10:00:00Z in µs
 JUNE_2024 = 1_717_632_000_000_000  # 2024-06-06T00:00:00Z
@@ -39,10 +39,7 @@ JULY_2024 = 1_720_310_400_000_000  # 2024-07-07T00:00:00Z
 
 
 def search_url() -> str:
-    url = os.environ.get("QUIVER_OPENSEARCH_URL")
-    if not url:
-        pytest.fail("QUIVER_OPENSEARCH_URL is not set: run the suite with `make test` (scripts/services env)")
-    return url
+    return server_url("QUIVER_OPENSEARCH_URL")
 
 
 def indices(prefix: str) -> list[str]:
@@ -71,14 +68,6 @@ def prefix() -> Iterator[str]:
     assert indices(name) == []
 
 
-def event(i: int, **changes: Any) -> dict[str, Any]:
-    return {
-        "event_id": str(uuid.UUID(int=random.Random(i).getrandbits(128), version=4)), "seq": i, "entity": "orders",
-        "entity_id": str(i), "op": "insert", "occurred_at": MAY_2024 + i, "data": f'{{"id": {i}}}',
-        "changed": None, "actor": None, "tenant_id": None, **changes,
-    }
-
-
 TRICKY = [
     event(1, data='{"note": "\\"quoted\\" \'single\' back\\\\slash"}', actor="alice", changed=["note"]),
     event(2, data="line one\nline two\ttabbed\r\n\\N not null \\ end", tenant_id="t1", op="update",
@@ -89,13 +78,6 @@ TRICKY = [
     event(6, seq=0, data="", entity="", entity_id="k" * 10_000, occurred_at=4_102_444_800_000_001),  # year 2100
     event(7, seq=8, occurred_at=1_700_000_000_123_456, actor="bob \"the\" builder", tenant_id="naïve\\tenant"),
 ]
-
-
-def expected(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    """What ``visible_events()`` returns: sorted by seq; ``changed`` is [] where an event has none."""
-    rows = [(e["event_id"], e["seq"], e["entity"], e["entity_id"], e["op"], e["occurred_at"], e["data"],
-             e["changed"] or [], e["actor"], e["tenant_id"]) for e in events]
-    return sorted(rows, key=lambda row: (row[1], row[0]))
 
 
 def run(coroutine: Any) -> Any:

@@ -16,27 +16,23 @@ import random
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pyarrow as pa
 import pytest
 
 from quiver.arrow.events import events_to_batch
-from quiver.events.sinks.base import PermanentError, RetryableError
+from quiver.events.sinks.base import PermanentError, RetryableError, by_seq
 from quiver.events.sinks.clickhouse import COLUMNS, ClickHouseSink, ServerInfo, native_body
+from tests.integration.events.sinks.support import event, expected, server_url
 
 _COUNTER = itertools.count()
 
 
 def clickhouse_url() -> str:
-    url = os.environ.get("QUIVER_CLICKHOUSE_URL")
-    if not url:
-        pytest.fail("QUIVER_CLICKHOUSE_URL is not set: run the suite with `make test` (scripts/services env)")
-    return url
+    return server_url("QUIVER_CLICKHOUSE_URL")
 
 
 @pytest.fixture
@@ -45,14 +41,6 @@ def database() -> Iterator[str]:
     yield name
     response = httpx.post(clickhouse_url(), params={"query": f"DROP DATABASE IF EXISTS {name}"}, timeout=30)
     assert response.status_code == 200, response.text
-
-
-def event(i: int, **changes: Any) -> dict[str, Any]:
-    return {
-        "event_id": str(uuid.UUID(int=random.Random(i).getrandbits(128), version=4)), "seq": i, "entity": "orders",
-        "entity_id": str(i), "op": "insert", "occurred_at": 1_714_557_600_000_000 + i, "data": f'{{"id": {i}}}',
-        "changed": None, "actor": None, "tenant_id": None, **changes,
-    }
 
 
 TRICKY = [
@@ -65,12 +53,6 @@ TRICKY = [
     event(6, seq=-7, data="", entity="", entity_id="", occurred_at=4_102_444_800_000_001),  # year 2100
     event(7, seq=8, occurred_at=1_700_000_000_123_456, actor="bob \"the\" builder", tenant_id="naïve\\tenant"),
 ]
-
-
-def expected(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    """What the documented query must return: ClickHouse arrays are never NULL."""
-    return sorted((e["event_id"], e["seq"], e["entity"], e["entity_id"], e["op"], e["occurred_at"], e["data"],
-                   e["changed"] or [], e["actor"], e["tenant_id"]) for e in events)
 
 
 def test_setup_probes_the_server_and_is_idempotent(database: str) -> None:
@@ -97,7 +79,7 @@ def test_events_round_trip_exactly(database: str) -> None:
         try:
             await sink.setup()
             await sink.write(events_to_batch(TRICKY))
-            assert sorted(await sink.visible_events()) == expected(TRICKY)
+            assert await sink.visible_events() == expected(TRICKY)
             # The seconds column and the partitions agree with the microseconds.
             text = await sink.query(f"SELECT toString(event_id), toUInt32(occurred_at), toYYYYMM(occurred_at)"
                                     f" FROM {database}.events FORMAT JSONCompact")
@@ -124,7 +106,7 @@ def test_a_repeated_batch_is_visible_once(database: str) -> None:
             stored = int(await sink.query(f"SELECT count() FROM {database}.events FORMAT TSV"))
             assert stored >= len(events)  # duplicates may still be stored: merges are asynchronous
             assert await sink.count_visible() == len(events)
-            assert sorted(await sink.visible_events()) == expected(events)
+            assert await sink.visible_events() == expected(events)
         finally:
             await sink.close()
 
@@ -159,7 +141,7 @@ def test_100k_events_round_trip(database: str, capsys: pytest.CaptureFixture[str
                       f"{encoded - started:.3f}s, write (encode + POST) {written - encoded:.3f}s = "
                       f"{batch.num_rows / (written - encoded):,.0f} events/s")
             assert await sink.count_visible() == len(events)
-            assert sorted(await sink.visible_events()) == expected(events)
+            assert await sink.visible_events() == expected(events)
         finally:
             await sink.close()
 
@@ -227,7 +209,7 @@ def test_a_dropped_table_is_retryable_and_created_again(database: str) -> None:
             with pytest.raises(RetryableError, match="code 60"):
                 await sink.write(events_to_batch(TRICKY))
             await sink.write(events_to_batch(TRICKY))
-            assert sorted(await sink.visible_events()) == expected(TRICKY)
+            assert await sink.visible_events() == expected(TRICKY)
         finally:
             await sink.close()
 
@@ -298,5 +280,5 @@ def test_the_modern_arrow_stream_request_loads_into_modern_clickhouse(tmp_path: 
     assert result.returncode == 0, result.stderr.decode(errors="replace")[-3000:]
     out = json.loads(result.stdout.decode().strip().splitlines()[-1])
     assert "DateTime64(6, 'UTC')" in out["ddl"] and "LowCardinality(String)" in out["ddl"]
-    rows = sorted((r[0], int(r[1]), r[2], r[3], r[4], int(r[5]), r[6], r[7], r[8], r[9]) for r in out["rows"])
+    rows = by_seq((r[0], int(r[1]), r[2], r[3], r[4], int(r[5]), r[6], r[7], r[8], r[9]) for r in out["rows"])
     assert rows == expected(TRICKY)

@@ -44,13 +44,13 @@ def test_bulk_bodies_are_what_the_search_sink_sends() -> None:
     assert all(len(body) <= 8_192 for body in bodies)
 
 
-def _lines(sink: SearchSink, events: list[dict[str, object]]) -> tuple[list[tuple[Any, Any]], dict[str, str]]:
+def _lines(sink: SearchSink, events: list[dict[str, Any]]) -> tuple[list[tuple[Any, Any]], dict[str, str]]:
     bodies, refused = sink.bulk_bodies(events_to_batch(events))
     lines = [orjson.loads(line) for body in bodies for line in body.splitlines()]
     return list(zip(lines[::2], lines[1::2], strict=True)), refused
 
 
-def _event(seq: int, occurred_at: int, **fields: object) -> dict[str, object]:
+def _event(seq: int, occurred_at: int, **fields: object) -> dict[str, Any]:
     return {"event_id": str(uuid.UUID(int=seq + 100)), "seq": seq, "entity": "orders", "entity_id": str(seq),
             "op": "insert", "occurred_at": occurred_at, "data": '{"id": 1, "note": "ü ✓"}', "changed": None,
             "actor": None, "tenant_id": None, **fields}
