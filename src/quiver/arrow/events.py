@@ -17,8 +17,8 @@ EVENT_SCHEMA = pa.schema(
         pa.field("event_id", pa.string(), nullable=False),  # uuid, canonical text
         pa.field("seq", pa.int64(), nullable=False),  # outbox position: monotonic, the version of an event
         pa.field("entity", pa.string(), nullable=False),  # table name
-        pa.field("entity_id", pa.string(), nullable=False),  # primary key as text (JSON array if composite)
-        pa.field("op", pa.string(), nullable=False),  # insert | update | delete
+        pa.field("entity_id", pa.string(), nullable=False),  # key as text (JSON array if composite; "" for truncate)
+        pa.field("op", pa.string(), nullable=False),  # insert | update | delete | truncate | snapshot
         pa.field("occurred_at", pa.timestamp("us", tz="UTC"), nullable=False),
         pa.field("data", pa.string(), nullable=False),  # the row as JSON text (the old row for deletes)
         pa.field("changed", pa.list_(pa.field("item", pa.string(), nullable=False)), nullable=True),  # updates only
@@ -28,7 +28,8 @@ EVENT_SCHEMA = pa.schema(
     metadata={b"quiver:schema": b"event/1"},
 )
 
-OPS = ("insert", "update", "delete")
+# truncate: every earlier row of the entity is gone; snapshot: a row as it is (backfill, DDL)
+OPS = ("insert", "update", "delete", "truncate", "snapshot")
 
 
 def encode_event(event: dict[str, Any]) -> bytes:
