@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     redis_url: str | None = None  # Redis dedup in front of each sink; None = off (sinks are idempotent anyway)
     dedup_ttl_seconds: int = 86_400
     consumer_batch_messages: int = 40  # JetStream messages per sink write (each up to 1,000 events)
+    # `quiver events status` warns when a writing transaction is older (it holds the relay back, cluster-wide)
+    events_xmin_warn_seconds: float = 60.0
     events_namespace: str = "quiver"  # JetStream stream QUIVER_EVENTS, subjects quiver.events.<entity>
 
     def limits(self) -> Limits:

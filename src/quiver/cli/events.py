@@ -58,9 +58,21 @@ def install(database_url: DatabaseUrl = None) -> None:
     """Create the outbox and capture triggers on the configured tables (idempotent)."""
     settings = _settings(database_url)
     entities = _entities(settings)
+    # New tables are followed only when capture covers whole schemas (no table list, no exclusions).
+    follow = [] if settings.capture_tables or settings.exclude_tables else settings.schemas
     with psycopg.connect(settings.database_url) as conn:
-        capture.install(conn, entities)
-    console.print(f"capturing {', '.join(e.name for e in entities)} into {capture.OUTBOX}")
+        installed = capture.install(conn, entities, schemas=follow)
+    console.print(f"capturing {', '.join(e.name for e in entities) or 'no table yet'} into {capture.OUTBOX}")
+    unkeyed = [e.name for e in entities if not e.primary_key]
+    if unkeyed:
+        console.print(f"[yellow]warning:[/] no primary key on {', '.join(unkeyed)}: their rows are identified by "
+                      "their whole content (an update is a delete plus an insert)")
+    if installed.follows_new_tables:
+        console.print(f"new tables in {', '.join(follow)} are captured as they are created; DDL re-images a table")
+    elif installed.why_not:
+        console.print(f"[yellow]warning:[/] new tables will NOT be captured by themselves and DDL will not re-image "
+                      f"rows: {installed.why_not}. Run `quiver events install` again after creating tables; "
+                      "`quiver events status` lists what is not captured.")
 
 
 @app.command()
@@ -127,10 +139,22 @@ def status(database_url: DatabaseUrl = None) -> None:
             f"SELECT count(*) FILTER (WHERE published_at IS NULL), count(*) FILTER (WHERE published_at IS NOT NULL), "
             f"coalesce(extract(epoch FROM clock_timestamp() - min(occurred_at) FILTER (WHERE published_at IS NULL)), 0)"
             f" FROM {capture.OUTBOX}").fetchone()
+        coverage = capture.coverage(conn, settings.schemas)
+        holder = capture.oldest_writer(conn)
     assert row is not None
     table.add_row("outbox", "backlog (unpublished)", f"{row[0]:,}")
     table.add_row("outbox", "published, kept for retention", f"{row[1]:,}")
     table.add_row("outbox", "oldest unpublished (s)", f"{float(row[2]):.1f}")
+    if holder is not None:
+        late = holder.seconds >= settings.events_xmin_warn_seconds
+        table.add_row("relay gate", "oldest writing transaction (cluster-wide)",
+                      ("[yellow]" if late else "") + f"{holder.seconds:.1f} s: pid {holder.pid} in database "
+                      f"{holder.database} ({holder.state})" + (" holds every later event back[/]" if late else ""))
+    for tc in coverage:
+        state = "captured" if tc.captured else "[red]NOT captured[/] (run quiver events install)"
+        if tc.captured and not tc.has_primary_key:
+            state += " (no primary key: rows identified by content)"
+        table.add_row("capture", f"{tc.schema}.{tc.table}", state)
 
     async def jetstream() -> None:
         nc, js = await bus.connect(settings.nats_url, name="quiver-status")

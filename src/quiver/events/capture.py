@@ -368,3 +368,26 @@ def coverage(conn: psycopg.Connection[Any], schemas: Sequence[str]) -> list[Tabl
         " WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname = ANY(%s)"
         " ORDER BY 1, 2", (list(TRIGGERS), len(TRIGGERS), list(schemas))).fetchall()
     return [TableCapture(schema, table, bool(captured), bool(keyed)) for schema, table, captured, keyed in rows]
+
+
+@dataclass(frozen=True)
+class Writer:
+    """The oldest transaction that holds a transaction id: the relay publishes nothing it may precede."""
+
+    pid: int
+    database: str
+    state: str
+    seconds: float
+
+
+def oldest_writer(conn: psycopg.Connection[Any]) -> Writer | None:
+    """The relay's gate is cluster-wide: an open writing transaction in any database holds every later event."""
+    row = conn.execute(
+        "SELECT pid, coalesce(datname, ''), coalesce(state, ''),"
+        "       extract(epoch FROM clock_timestamp() - xact_start)"
+        " FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()"
+        " ORDER BY age(backend_xid) DESC LIMIT 1").fetchone()
+    if row is None:
+        return None
+    pid, database, state, seconds = row
+    return Writer(int(pid), database, state, float(seconds or 0))
