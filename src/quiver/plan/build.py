@@ -29,18 +29,7 @@ from graphql.execution.values import get_argument_values
 
 from quiver.config import Limits
 from quiver.plan import nodes
-from quiver.schema.fields import (
-    ColumnField,
-    CountField,
-    CursorField,
-    DeleteMutation,
-    InsertMutation,
-    RelationField,
-    RootAggregate,
-    RootList,
-    RootOne,
-    UpdateMutation,
-)
+from quiver.schema import fields
 from quiver.schema.graphql import descriptor
 from quiver.schema.model import Column, Entity
 
@@ -126,23 +115,23 @@ class _Planner:
         meaning = descriptor(field)
         obj = get_named_type(field.type)
         path = [key]
-        if isinstance(meaning, RootList):
+        if isinstance(meaning, fields.RootList):
             assert isinstance(obj, GraphQLObjectType)
             return nodes.ListRoot(key, self.list_query(meaning.entity, obj, details, args, path, depth=1))
-        if isinstance(meaning, RootOne):
+        if isinstance(meaning, fields.RootOne):
             assert isinstance(obj, GraphQLObjectType)
             entity = meaning.entity
             where = nodes.And(tuple(
                 nodes.Compare(entity.columns[c], "eq", args[entity.columns[c].field_name]) for c in entity.primary_key
             ))
             return nodes.OneRoot(key, entity, self.selection(entity, obj, details, path, 1), where)
-        if isinstance(meaning, RootAggregate):
+        if isinstance(meaning, fields.RootAggregate):
             assert isinstance(obj, GraphQLObjectType)
             return nodes.AggregateRoot(
                 key, meaning.entity, self.where_arg(meaning.entity, args.get("where"), details, path),
                 self.aggregate_fields(obj, details),
             )
-        if isinstance(meaning, InsertMutation):
+        if isinstance(meaning, fields.InsertMutation):
             assert isinstance(obj, GraphQLObjectType)
             raw = args["objects"] if meaning.many else [args["object"]]
             if not raw:
@@ -150,7 +139,7 @@ class _Planner:
             rows = tuple(self.row_values(meaning.entity, r) for r in raw)
             selection = self.selection(meaning.entity, obj, details, path, 1)
             return nodes.InsertRoot(key, meaning.entity, rows, meaning.many, selection)
-        if isinstance(meaning, UpdateMutation):
+        if isinstance(meaning, fields.UpdateMutation):
             assert isinstance(obj, GraphQLObjectType)
             values = self.row_values(meaning.entity, args["set"])
             if not values:
@@ -158,7 +147,7 @@ class _Planner:
             found = self.where_arg(meaning.entity, args["where"], details, path)
             return nodes.UpdateRoot(key, meaning.entity, found or nodes.And(()), values,
                                     self.selection(meaning.entity, obj, details, path, 1))
-        if isinstance(meaning, DeleteMutation):
+        if isinstance(meaning, fields.DeleteMutation):
             assert isinstance(obj, GraphQLObjectType)
             found = self.where_arg(meaning.entity, args["where"], details, path)
             selection = self.selection(meaning.entity, obj, details, path, 1)
@@ -185,11 +174,11 @@ class _Planner:
                 continue
             field = obj.fields[node.name.value]
             meaning = descriptor(field)
-            if isinstance(meaning, ColumnField):
+            if isinstance(meaning, fields.ColumnField):
                 outputs.append(nodes.ScalarOut(key, meaning.column))
-            elif isinstance(meaning, CursorField):
+            elif isinstance(meaning, fields.CursorField):
                 outputs.append(nodes.CursorOut(key))
-            elif isinstance(meaning, RelationField):
+            elif isinstance(meaning, fields.RelationField):
                 target = get_named_type(field.type)
                 assert isinstance(target, GraphQLObjectType)
                 rel = meaning.relation
@@ -233,13 +222,13 @@ class _Planner:
         grouped = collect_subfields(
             self.schema, self.ex.fragments, self.ex.variable_values, self.ex.operation, obj, details
         ).grouped_field_set
-        fields = []
+        outputs = []
         for key, sub in grouped.items():
             name = sub[0].node.name.value
             if name != "__typename":
-                assert isinstance(descriptor(obj.fields[name]), CountField)
-            fields.append((key, name if name == "__typename" else "count"))
-        return tuple(fields)
+                assert isinstance(descriptor(obj.fields[name]), fields.CountField)
+            outputs.append((key, name if name == "__typename" else "count"))
+        return tuple(outputs)
 
     # -- arguments ---------------------------------------------------------------------
     def where_arg(
