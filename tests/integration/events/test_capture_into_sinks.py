@@ -38,7 +38,7 @@ def test_key_updates_truncate_and_ddl_reach_every_sink_as_the_table(pipeline: Pi
         conn.execute("""INSERT INTO "Key Moves" SELECT g, 'row ' || g, g FROM generate_series(1, 50) AS g""")
         conn.execute('UPDATE "Key Moves" SET n = n + 100 WHERE n % 3 = 0')  # key changes
         conn.execute('UPDATE "Key Moves" SET n = -n, r = r + 1 WHERE n <= 20')  # keys and values at once
-        conn.execute("""INSERT INTO pairs SELECT 'k' || g, g, jsonb_build_object('g', g) FROM generate_series(1, 20) g""")
+        conn.execute("INSERT INTO pairs SELECT 'k' || g, g, jsonb_build_object('g', g) FROM generate_series(1, 20) g")
         conn.execute("""UPDATE pairs SET "B" = "B" * 10 WHERE "B" % 2 = 0""")  # composite key changes
         conn.execute("INSERT INTO wiped (v) SELECT g FROM generate_series(1, 30) AS g")
         conn.execute("TRUNCATE wiped")
