@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_ARGS ?=
 
-.PHONY: demo test install services-start services-stop lint typecheck bench clean
+.PHONY: demo test install services-start services-stop lint typecheck bench fuzz clean
 
 $(STAMP): pyproject.toml
 	scripts/install-system-deps
@@ -46,6 +46,12 @@ bench: $(STAMP)
 	eval "$$(scripts/services env)" && $(PY) -m benchmarks.json_plane
 	eval "$$(scripts/services env)" && $(PY) -m benchmarks.query_planes
 	eval "$$(scripts/services env)" && $(PY) -m benchmarks.events
+
+# The generated tests with many more examples than `make test` runs (minutes, not seconds).
+fuzz: $(STAMP)
+	scripts/services start
+	eval "$$(scripts/services env)" && QUIVER_CAPTURE_EXAMPLES=2000 $(PY) -m pytest -q \
+		tests/integration/events/test_capture_generated.py
 
 clean: services-stop
 	rm -rf .services
