@@ -97,7 +97,13 @@ async def _run(settings: Settings, relay: bool, sinks: list[Sink]) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    await run_pipeline(settings, relay=relay, sinks=sinks, stop=stop, metrics=metrics)
+    from quiver.events.supervisor import watch_supervisor
+
+    watcher = asyncio.create_task(watch_supervisor(stop))  # a stage of `events run` stops when its supervisor dies
+    try:
+        await run_pipeline(settings, relay=relay, sinks=sinks, stop=stop, metrics=metrics)
+    finally:
+        watcher.cancel()
 
 
 def _logging() -> None:
@@ -121,12 +127,28 @@ def consume(sink: SinkNames = None) -> None:
 
 
 @app.command()
-def run(database_url: DatabaseUrl = None, sink: SinkNames = None) -> None:
-    """Relay and sinks in one process."""
+def run(database_url: DatabaseUrl = None, sink: SinkNames = None,
+        in_process: Annotated[bool, typer.Option(
+            "--in-process", help="Relay and consumers as tasks of this one process, unsupervised")] = False) -> None:
+    """Supervise the relay and one consumer per sink, each a child process restarted when it dies.
+
+    SIGTERM or SIGINT stops every stage and exits 0. With QUIVER_EVENTS_METRICS_PORT=P the relay serves
+    metrics on P and the n-th sink's consumer on P + n.
+    """
     _logging()
     settings = _settings(database_url)
-    sinks = _sinks(sink or settings.sinks, settings)
-    asyncio.run(_run(settings, relay=True, sinks=sinks))
+    names = sink or settings.sinks
+    if in_process:
+        asyncio.run(_run(settings, relay=True, sinks=_sinks(names, settings)))
+        return
+    from quiver.events.sinks.registry import UnknownSink, check_names
+    from quiver.events.supervisor import pipeline_stages, supervise
+
+    try:
+        check_names(names)  # names only: each sink is opened by its own consumer (chDB by one process at a time)
+    except UnknownSink as error:
+        raise typer.BadParameter(str(error), param_hint="--sink") from None
+    supervise(pipeline_stages(names, database_url=database_url, metrics_port=settings.events_metrics_port))
 
 
 @app.command()
@@ -292,3 +314,8 @@ def dlq_replay(sink: Annotated[str, typer.Option(help="The sink whose dead lette
             await nc.close()
 
     console.print(f"replayed {asyncio.run(run())} dead letter(s) into {sink}")
+
+
+from quiver.cli.backfill import backfill  # noqa: E402 - the command lives in cli/backfill.py
+
+app.command()(backfill)

@@ -1,4 +1,9 @@
-"""Run the relay and sink consumers: as a command (until a signal) or beside the demo (a thread)."""
+"""Run the relay and sink consumers in one process: as a command until a signal, or beside the demo (a thread).
+
+Each stage of ``quiver events run`` (``events/supervisor.py``) is such a command in a child process of its
+own (``quiver events relay``, ``quiver events consume --sink NAME``); ``quiver events run --in-process`` and
+``BackgroundPipeline`` (the demo) run every stage here, unsupervised.
+"""
 
 from __future__ import annotations
 
