@@ -15,7 +15,8 @@ DEFAULT_URL = Settings().database_url
 
 def serve(
     database_url: Annotated[str, typer.Option(envvar="QUIVER_DATABASE_URL", help="PostgreSQL URL")] = DEFAULT_URL,
-    schema: Annotated[list[str], typer.Option(help="PostgreSQL schema to expose (repeatable)")] = ["public"],  # noqa: B006
+    schema: Annotated[list[str] | None, typer.Option(
+        help="PostgreSQL schema to expose (repeatable; default: QUIVER_SCHEMAS or public)")] = None,
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="HTTP port")] = 8000,
     flight_port: Annotated[int | None, typer.Option(help="Arrow Flight port (default: QUIVER_FLIGHT_PORT or 8815)")]
@@ -26,7 +27,9 @@ def serve(
 
     Everything else (tokens, TLS, limits) comes from QUIVER_* environment variables.
     """
-    overrides: dict[str, object] = {"database_url": database_url, "schemas": schema, "host": host, "port": port}
+    overrides: dict[str, object] = {"database_url": database_url, "host": host, "port": port}
+    if schema:
+        overrides["schemas"] = schema
     if flight_port is not None:
         overrides["flight_port"] = flight_port
     if no_flight:

@@ -78,9 +78,12 @@ class QuiverFlightServer(flight.FlightServerBase):  # type: ignore[misc]
 
     # -- resolving requests -----------------------------------------------------------
     def entity(self, name: str) -> Entity:
-        for entity in self.model.entities.values():
-            if name in (entity.list_field, entity.name, entity.type_name):
-                return entity
+        """The entity a path or ticket names: its list field (what ListFlights gives, unique), else its type
+        name (unique), else a table name (another schema's table or a renamed table may share it)."""
+        for key in ("list_field", "type_name", "name"):
+            for entity in self.model.entities.values():
+                if getattr(entity, key) == name:
+                    return entity
         raise KeyError(f"no table or view named {name!r}")
 
     def resolve(self, ticket: Any) -> ArrowQuery:

@@ -80,6 +80,31 @@ def _ext(descriptor: Descriptor) -> dict[str, Any]:
     return {"quiver": descriptor}
 
 
+def _put(fields: dict[str, Any], name: str, value: Any, where: str) -> None:
+    """Add one field; a second field of the same name is refused, never silently dropped.
+
+    ``introspect`` makes every name unique (docs/graphql.md, "Names"); this is the guard that holds
+    whatever model reaches the builder.
+    """
+    if name in fields:
+        raise ValueError(f"two GraphQL fields named {name!r} in {where}: {_origin(fields[name])} and "
+                         f"{_origin(value)}; see docs/graphql.md, Names")
+    fields[name] = value
+
+
+def _origin(value: Any) -> str:
+    """What a generated field or input field stands for, for error messages."""
+    meaning = (value.extensions or {}).get("quiver")
+    if isinstance(meaning, ColumnField):
+        return f"column {meaning.column.name!r}"
+    if isinstance(meaning, RelationField):
+        return f"the relation to {meaning.relation.target.qualified}"
+    entity = getattr(meaning, "entity", None)
+    if entity is not None:
+        return f"a field of table {entity.qualified}"
+    return "a generated field"
+
+
 class SchemaBuilder:
     """Builds the schema; one instance per model, types memoised by name."""
 
@@ -99,10 +124,14 @@ class SchemaBuilder:
 
     def enum(self, pg_type: PgType) -> GraphQLEnumType:
         assert pg_type.enum_name is not None
-        name = naming.pascal(pg_type.enum_name.replace('"', "").split(".")[-1])
+        name = self.model.enums.get(pg_type.enum_name) or naming.pascal(
+            pg_type.enum_name.replace('"', "").split(".")[-1])
         if name not in self.enums:
-            values = {naming.enum_value_name(label): GraphQLEnumValue(label) for label in pg_type.enum_labels}
+            values = {value: GraphQLEnumValue(label)
+                      for label, value in naming.enum_value_names(pg_type.enum_labels).items()}
             self.enums[name] = GraphQLEnumType(name, values, description=f"PostgreSQL enum {pg_type.enum_name}.")
+        elif self.enums[name].description != f"PostgreSQL enum {pg_type.enum_name}.":
+            raise ValueError(f"two enums named {name!r}: {self.enums[name].description} and {pg_type.enum_name}")
         return self.enums[name]
 
     def output_type(self, column: Column) -> GraphQLOutputType:
@@ -133,14 +162,18 @@ class SchemaBuilder:
         name = entity.type_name + "Where"
         if name not in self.wheres:
             def fields() -> dict[str, GraphQLInputField]:
-                result = {c.field_name: GraphQLInputField(self.filter(c.type)) for c in entity.columns.values()}
+                result: dict[str, GraphQLInputField] = {}
+                for c in entity.columns.values():
+                    _put(result, c.field_name, GraphQLInputField(self.filter(c.type)), name)
                 for rel_name, rel in entity.relations.items():
                     description = ("Its " if rel.many_to_one else "Some of its ") + f"{rel_name} match."
-                    result[rel_name] = GraphQLInputField(self.where(rel.target), description=description)
+                    _put(result, rel_name, GraphQLInputField(self.where(rel.target), description=description), name)
                 where = self.wheres[name]
-                result["and"] = GraphQLInputField(GraphQLList(GraphQLNonNull(where)), description="All match.")
-                result["or"] = GraphQLInputField(GraphQLList(GraphQLNonNull(where)), description="Any matches.")
-                result["not"] = GraphQLInputField(where, description="Does not match.")
+                _put(result, "and", GraphQLInputField(GraphQLList(GraphQLNonNull(where)), description="All match."),
+                     name)
+                _put(result, "or", GraphQLInputField(GraphQLList(GraphQLNonNull(where)), description="Any matches."),
+                     name)
+                _put(result, "not", GraphQLInputField(where, description="Does not match."), name)
                 return result
 
             self.wheres[name] = GraphQLInputObjectType(name, fields, description=f"Filter on {entity.type_name}.")
@@ -175,27 +208,27 @@ class SchemaBuilder:
             def fields() -> dict[str, GraphQLField]:
                 result: dict[str, GraphQLField] = {}
                 for column in entity.columns.values():
-                    result[column.field_name] = GraphQLField(
+                    _put(result, column.field_name, GraphQLField(
                         self.output_type(column), description=column.comment, extensions=_ext(ColumnField(column))
-                    )
+                    ), entity.type_name)
                 for rel_name, rel in entity.relations.items():
                     target = self.object(rel.target)
                     if rel.many_to_one:
                         nullable = any(rel.source.columns[c].nullable for c in rel.source_columns)
-                        result[rel_name] = GraphQLField(
+                        _put(result, rel_name, GraphQLField(
                             target if nullable else GraphQLNonNull(target), extensions=_ext(RelationField(rel)),
                             description=f"The {rel.target.type_name} this row references.",
-                        )
+                        ), entity.type_name)
                     else:
-                        result[rel_name] = GraphQLField(
+                        _put(result, rel_name, GraphQLField(
                             GraphQLNonNull(GraphQLList(GraphQLNonNull(target))),
                             args=self.list_args(rel.target, root=False), extensions=_ext(RelationField(rel)),
                             description=f"The {rel.target.type_name} rows that reference this row.",
-                        )
-                result["_cursor"] = GraphQLField(
+                        ), entity.type_name)
+                _put(result, "_cursor", GraphQLField(
                     GraphQLNonNull(GraphQLString), extensions=_ext(CursorField()),
                     description="Opaque keyset cursor of this row for its list's ordering; pass it as `after`.",
-                )
+                ), entity.type_name)
                 return result
 
             self.objects[entity.type_name] = GraphQLObjectType(
@@ -237,10 +270,10 @@ class SchemaBuilder:
         fields: dict[str, GraphQLField] = {}
         for entity in self.model.entities.values():
             obj = self.object(entity)
-            fields[entity.list_field] = GraphQLField(
+            _put(fields, entity.list_field, GraphQLField(
                 GraphQLNonNull(GraphQLList(GraphQLNonNull(obj))), args=self.list_args(entity, root=True),
                 extensions=_ext(RootList(entity)), description=f"{entity.type_name} rows.",
-            )
+            ), "Query")
             if entity.one_field:
                 args = {
                     entity.columns[c].field_name: GraphQLArgument(
@@ -248,14 +281,14 @@ class SchemaBuilder:
                     )
                     for c in entity.primary_key
                 }
-                fields[entity.one_field] = GraphQLField(
+                _put(fields, entity.one_field, GraphQLField(
                     obj, args=args, extensions=_ext(RootOne(entity)),
                     description=f"One {entity.type_name} by primary key, or null.",
-                )
-            fields[entity.list_field + "Aggregate"] = GraphQLField(
+                ), "Query")
+            _put(fields, entity.list_field + "Aggregate", GraphQLField(
                 GraphQLNonNull(self.aggregate(entity)), args={"where": GraphQLArgument(self.where(entity))},
                 extensions=_ext(RootAggregate(entity)), description=f"Aggregates over {entity.type_name} rows.",
-            )
+            ), "Query")
         return GraphQLObjectType("Query", fields)
 
     def mutation(self) -> GraphQLObjectType | None:
@@ -264,28 +297,27 @@ class SchemaBuilder:
             if not entity.writable:
                 continue
             obj = self.object(entity)
-            many = naming.pascal(entity.list_field)
-            one = entity.type_name if entity.type_name != many else entity.type_name + "One"
+            insert_one, insert_many, update, delete = naming.mutation_fields(entity.type_name, entity.list_field)
             rows = GraphQLNonNull(GraphQLList(GraphQLNonNull(obj)))
             insert = self.insert_input(entity)
             where = GraphQLNonNull(self.where(entity))
-            fields["insert" + one] = GraphQLField(
+            _put(fields, insert_one, GraphQLField(
                 obj, args={"object": GraphQLArgument(GraphQLNonNull(insert))},
                 extensions=_ext(InsertMutation(entity, many=False)), description=f"Insert one {entity.type_name}.",
-            )
-            fields["insert" + many] = GraphQLField(
+            ), "Mutation")
+            _put(fields, insert_many, GraphQLField(
                 rows, args={"objects": GraphQLArgument(GraphQLNonNull(GraphQLList(GraphQLNonNull(insert))))},
                 extensions=_ext(InsertMutation(entity, many=True)), description=f"Insert {entity.type_name} rows.",
-            )
-            fields["update" + many] = GraphQLField(
+            ), "Mutation")
+            _put(fields, update, GraphQLField(
                 rows, args={"where": GraphQLArgument(where),
                             "set": GraphQLArgument(GraphQLNonNull(self.set_input(entity)))},
                 extensions=_ext(UpdateMutation(entity)), description=f"Update the matching {entity.type_name} rows.",
-            )
-            fields["delete" + many] = GraphQLField(
+            ), "Mutation")
+            _put(fields, delete, GraphQLField(
                 rows, args={"where": GraphQLArgument(where)},
                 extensions=_ext(DeleteMutation(entity)), description=f"Delete the matching {entity.type_name} rows.",
-            )
+            ), "Mutation")
         return GraphQLObjectType("Mutation", fields) if fields else None
 
 

@@ -109,6 +109,7 @@ class Entity:
 @dataclass
 class Model:
     entities: dict[str, Entity] = field(default_factory=dict)  # by GraphQL type name
+    enums: dict[str, str] = field(default_factory=dict)  # PgType.enum_name -> GraphQL enum type name
 
     def entity(self, type_name: str) -> Entity:
         return self.entities[type_name]

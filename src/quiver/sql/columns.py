@@ -11,8 +11,18 @@ structs and lists in C++ without a Python loop per row.
 from __future__ import annotations
 
 from quiver.plan import nodes
-from quiver.schema.model import Column, Entity, Kind, quote_ident
-from quiver.sql.expr import Scope, from_where, join_sql, literal, ref, select_items, where_sql
+from quiver.schema.model import Column, Entity, Kind
+from quiver.sql.expr import (
+    Scope,
+    aggregate_select,
+    from_where,
+    join_sql,
+    json_row,
+    json_rows,
+    ref,
+    select_items,
+    where_sql,
+)
 from quiver.sql.params import Params
 
 _AS_TEXT = (Kind.NUMERIC, Kind.UUID, Kind.JSON, Kind.ENUM, Kind.OTHER)
@@ -49,12 +59,12 @@ def _relation_json(out: nodes.ObjectOut | nodes.ListOut, alias: str, scope: Scop
     if isinstance(out, nodes.ObjectOut):
         target = out.relation.target
         columns = _nested_list(out.selection, inner, scope, (), target)
-        return (f"(SELECT row_to_json(r) FROM (SELECT {columns} FROM {target.qualified} AS {inner} "
-                f"WHERE {join_sql(out.relation, alias, inner)}) AS r)")
+        join = join_sql(out.relation, alias, inner)
+        return f"({json_row(f'SELECT {columns} FROM {target.qualified} AS {inner} WHERE {join}')})"
     query = out.query
     columns = _nested_list(query.selection, inner, scope, query.order, query.entity)
     sql = from_where(query, inner, scope, join=(out.relation, alias))
-    return f"(SELECT coalesce(json_agg(r), '[]'::json) FROM (SELECT {columns} {sql}) AS r)"
+    return f"({json_rows(f'SELECT {columns} {sql}')})"
 
 
 def select_typed(selection: nodes.Selection, entity: Entity, alias: str, scope: Scope,
@@ -77,13 +87,5 @@ def compile_root(root: nodes.Root, params: Params) -> str:
         columns = select_typed(root.selection, root.entity, alias, scope, ())
         return f"SELECT {columns} FROM {root.entity.qualified} AS {alias} WHERE {where_sql(root.where, alias, scope)}"
     if isinstance(root, nodes.AggregateRoot):
-        alias = scope.alias()
-        fields = ", ".join(
-            f"{'count(*)' if what == 'count' else literal(root.entity.type_name + 'Aggregate')} AS {quote_ident(key)}"
-            for key, what in root.fields
-        )
-        sql = f"SELECT {fields} FROM {root.entity.qualified} AS {alias}"
-        if root.where is not None:
-            sql += " WHERE " + where_sql(root.where, alias, scope)
-        return sql
+        return aggregate_select(root, scope, "count(*)")
     raise TypeError(f"not a query root: {root!r}")

@@ -14,6 +14,25 @@ _CURSOR_TEXT = PgType(kind=Kind.TEXT, sql="text")
 _OPS = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "like": "LIKE", "ilike": "ILIKE"}
 
 
+# The derived table whose rows become JSON objects. Its columns are response keys (GraphQL names), which
+# cannot contain a space, so no key can be this alias; and it is read as a whole row with `.*`, which
+# PostgreSQL resolves to the table even where a column has the same name (`row_to_json(r)` with a
+# column `r` would be row_to_json of that column).
+ROW = '"quiver row"'
+
+
+def json_row(rows_sql: str, *, as_text: bool = False) -> str:
+    """``SELECT row_to_json(row)`` of each row of ``rows_sql`` (keys: its column aliases)."""
+    value = f"row_to_json({ROW}.*)"
+    return f"SELECT {f'CAST({value} AS text)' if as_text else value} FROM ({rows_sql}) AS {ROW}"
+
+
+def json_rows(rows_sql: str, *, as_text: bool = False) -> str:
+    """``SELECT`` one JSON array of the rows of ``rows_sql`` (``[]`` for none), in their order."""
+    value = f"coalesce(json_agg({ROW}.*), '[]'::json)"
+    return f"SELECT {f'CAST({value} AS text)' if as_text else value} FROM ({rows_sql}) AS {ROW}"
+
+
 def literal(text: str) -> str:
     """A constant string we generate (type names, keys) as an SQL literal."""
     return "'" + text.replace("'", "''") + "'"
@@ -27,6 +46,7 @@ class Scope:
     counter: int = field(default=0)
 
     def alias(self) -> str:
+        """A table alias unique in the statement; every column is read qualified by one (``t1."col"``)."""
         self.counter += 1
         return f"t{self.counter}"
 
@@ -131,6 +151,21 @@ def from_where(query: nodes.ListQuery, alias: str, scope: Scope,
     if query.offset:
         sql += f" OFFSET {int(query.offset)}"
     return sql
+
+
+def aggregate_select(root: nodes.AggregateRoot, scope: Scope, count: str) -> str:
+    """The aggregate's one row, ``count`` rendered as the compiler wants it.
+
+    ``GROUP BY ()`` makes it one row even when only ``__typename`` is selected (no aggregate
+    function in the select list), over no rows as over many.
+    """
+    alias = scope.alias()
+    type_name = literal(root.entity.type_name + "Aggregate")
+    fields = ", ".join(f"{count if what == 'count' else type_name} AS {quote_ident(key)}" for key, what in root.fields)
+    sql = f"SELECT {fields} FROM {root.entity.qualified} AS {alias}"
+    if root.where is not None:
+        sql += " WHERE " + where_sql(root.where, alias, scope)
+    return sql + " GROUP BY ()"
 
 
 def select_items(selection: nodes.Selection, entity: Entity, alias: str, cursor_keys: tuple[nodes.OrderKey, ...],

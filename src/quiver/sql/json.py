@@ -2,7 +2,9 @@
 
 PostgreSQL renders each row with ``row_to_json`` over a sub-select whose column
 aliases are the GraphQL response keys, so key order, aliases and nulls come out
-right and the bytes pass through Quiver untouched. Nested relations are
+right and the bytes pass through Quiver untouched. The sub-select's own alias
+(``expr.ROW``) is no GraphQL name and is read as a whole row, so no response key
+or column name can change what is rendered. Nested relations are
 correlated sub-selects inside the same statement (no N+1). Types whose JSON form
 would lose precision (int8, numeric) are rendered as strings.
 
@@ -14,11 +16,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from quiver.plan import nodes
-from quiver.schema.model import Column, Entity, Kind, Relation, quote_ident
+from quiver.schema.model import Column, Entity, Kind, Relation
 from quiver.sql.expr import (
     Scope,
+    aggregate_select,
     from_where,
     join_sql,
+    json_row,
+    json_rows,
     literal,
     ref,
     select_items,
@@ -50,9 +55,9 @@ def column_json(column: Column, alias: str) -> str:
                     f"E'\\n', '') FROM unnest({expr}) AS x) END")
         return f"translate(encode({expr}, 'base64'), E'\\n', '')"
     if kind is Kind.ENUM:
-        from quiver.schema.naming import enum_value_name
+        from quiver.schema.naming import enum_value_names
 
-        renamed = [(label, enum_value_name(label)) for label in column.type.enum_labels]
+        renamed = list(enum_value_names(column.type.enum_labels).items())
         if all(label == name for label, name in renamed):
             return expr
         cases = " ".join(f"WHEN {literal(label)} THEN {literal(name)}" for label, name in renamed)
@@ -75,10 +80,9 @@ def _relation_json(out: nodes.ObjectOut | nodes.ListOut, alias: str, scope: Scop
         inner = scope.alias()
         target = out.relation.target
         columns = select_list(out.selection, target, inner, scope, ())
-        return (f"(SELECT row_to_json(r) FROM (SELECT {columns} FROM {target.qualified} AS {inner} "
-                f"WHERE {join_sql(out.relation, alias, inner)}) AS r)")
-    inner_sql = list_select(out.query, scope, join=(out.relation, alias))
-    return f"(SELECT coalesce(json_agg(r), '[]'::json) FROM ({inner_sql}) AS r)"
+        join = join_sql(out.relation, alias, inner)
+        return f"({json_row(f'SELECT {columns} FROM {target.qualified} AS {inner} WHERE {join}')})"
+    return f"({json_rows(list_select(out.query, scope, join=(out.relation, alias)))})"
 
 
 def list_select(query: nodes.ListQuery, scope: Scope, join: tuple[Relation, str] | None = None) -> str:
@@ -92,22 +96,13 @@ def compile_root(root: nodes.Root, params: Params) -> Statement:
     """SQL for one query root field (lists, by-key, aggregates)."""
     scope = Scope(params)
     if isinstance(root, nodes.ListRoot):
-        return Statement(f"SELECT CAST(row_to_json(r) AS text) FROM ({list_select(root.query, scope)}) AS r", "rows")
+        return Statement(json_row(list_select(root.query, scope), as_text=True), "rows")
     if isinstance(root, nodes.OneRoot):
         alias = scope.alias()
         columns = select_list(root.selection, root.entity, alias, scope, ())
         where = where_sql(root.where, alias, scope)
-        sql = (f"SELECT CAST(row_to_json(r) AS text) FROM (SELECT {columns} FROM {root.entity.qualified} AS {alias} "
-               f"WHERE {where}) AS r")
-        return Statement(sql, "one")
+        sql = f"SELECT {columns} FROM {root.entity.qualified} AS {alias} WHERE {where}"
+        return Statement(json_row(sql, as_text=True), "one")
     if isinstance(root, nodes.AggregateRoot):
-        alias = scope.alias()
-        fields = ", ".join(
-            f"{'CAST(count(*) AS integer)' if what == 'count' else literal(root.entity.type_name + 'Aggregate')} "
-            f"AS {quote_ident(key)}" for key, what in root.fields
-        )
-        sql = f"SELECT {fields} FROM {root.entity.qualified} AS {alias}"
-        if root.where is not None:
-            sql += " WHERE " + where_sql(root.where, alias, scope)
-        return Statement(f"SELECT CAST(row_to_json(r) AS text) FROM ({sql}) AS r", "value")
+        return Statement(json_row(aggregate_select(root, scope, "CAST(count(*) AS integer)"), as_text=True), "value")
     raise TypeError(f"not a query root: {root!r}")

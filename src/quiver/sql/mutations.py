@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from quiver.plan import nodes
 from quiver.schema.model import quote_ident
-from quiver.sql.expr import Scope, where_sql
+from quiver.sql.expr import Scope, json_row, json_rows, where_sql
 from quiver.sql.json import Statement, select_list
 from quiver.sql.params import PlaceholderParams
 
@@ -59,7 +59,5 @@ def compile_mutation(root: nodes.Root, params: PlaceholderParams) -> Statement:
     columns = select_list(selection, entity, alias, scope, ())
     rows_sql = f"SELECT {columns} FROM changed AS {alias}"
     if shape == "rows":
-        rows_json = "CAST(coalesce(json_agg(r), '[]'::json) AS text)"
-        sql = f"WITH changed AS ({change}) SELECT {rows_json} FROM ({rows_sql}) AS r"
-        return Statement(sql, "value")
-    return Statement(f"WITH changed AS ({change}) SELECT CAST(row_to_json(r) AS text) FROM ({rows_sql}) AS r", "one")
+        return Statement(f"WITH changed AS ({change}) {json_rows(rows_sql, as_text=True)}", "value")
+    return Statement(f"WITH changed AS ({change}) {json_row(rows_sql, as_text=True)}", "one")
