@@ -41,8 +41,8 @@ def graphql(server: Server, query: str) -> dict[str, object]:
 @pytest.mark.parametrize("alias", ["r", "changed", "n"])
 def test_inserted_rows_come_back_as_objects(server: Server, alias: str) -> None:
     base = {"r": 10, "changed": 20, "n": 30}[alias]
-    data = graphql(server, "mutation { insertR(objects: [{n: %d, r: 5, changed: \"x\"}, {n: %d, r: 6}]) "
-                           "{ %s: r key: n note: changed } }" % (base, base + 1, alias))
+    rows = f'[{{n: {base}, r: 5, changed: "x"}}, {{n: {base + 1}, r: 6}}]'
+    data = graphql(server, f"mutation {{ insertR(objects: {rows}) {{ {alias}: r key: n note: changed }} }}")
     assert data == {"insertR": [{alias: 5, "key": base, "note": "x"}, {alias: 6, "key": base + 1, "note": None}]}
 
 
