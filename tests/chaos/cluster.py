@@ -22,6 +22,7 @@ class Cluster:
     root: Path
     with_search: bool = False
     servers: dict[str, Any] = field(default_factory=dict)
+    paused: set[int] = field(default_factory=set)  # pids sent SIGSTOP and not yet SIGCONT
 
     def start(self) -> None:
         self.servers["nats"] = EmbeddedNats(self.root / "nats", free_port(), free_port())
@@ -58,6 +59,7 @@ class Cluster:
     def pause(self, name: str) -> int:
         pid = self.pid(name)
         os.kill(pid, signal.SIGSTOP)
+        self.paused.add(pid)
         return pid
 
     def resume(self, pid: int, name: str | None = None, timeout: float = 60.0) -> None:
@@ -69,6 +71,7 @@ class Cluster:
         Quiver (its events must still all arrive).
         """
         os.kill(pid, signal.SIGCONT)
+        self.paused.discard(pid)
         if name is None:
             return
         server = self.servers[name]
@@ -82,6 +85,16 @@ class Cluster:
 
     def restart(self, name: str) -> None:
         self.servers[name].start()
+
+    def ensure_running(self) -> None:
+        """Thaw what is still frozen, start what is not running (after a scenario that failed half-way)."""
+        for pid in list(self.paused):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+            self.paused.discard(pid)
+        for server in self.servers.values():
+            if server.pid() is None:
+                server.start()
 
     def stop(self) -> None:
         for server in self.servers.values():

@@ -23,7 +23,8 @@ def demo_command(tmp_path: Path, *extra: str) -> tuple[list[str], int, int]:
     return command, port, pg_port
 
 
-def test_make_demo_runs_the_tour_and_exits(tmp_path: Path) -> None:
+def test_make_demo_runs_the_tour_and_exits(service_tmp_path: Path) -> None:
+    tmp_path = service_tmp_path  # embedded PostgreSQL runs as a service user: not under pytest's basetemp
     command, port, pg_port = demo_command(tmp_path, "--exit-after-tour")
     make = ["make", "--no-print-directory", "demo", "DEMO_ARGS=" + " ".join(command[4:])]
     result = subprocess.run(make, cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -32,7 +33,9 @@ def test_make_demo_runs_the_tour_and_exits(tmp_path: Path) -> None:
     for step in ("starting embedded PostgreSQL", "loading 1,000 demo orders", "a tour of example queries",
                  "insertOrder", "MB of JSON", "Arrow Flight", "captured events are in chDB", f"GraphiQL: http://127.0.0.1:{port}/graphql"):
         assert step in out, step
-    seen, wanted = re.search(r"([\d,]+) of ([\d,]+) captured events are in chDB", out).groups()  # type: ignore[union-attr]
+    counted = re.search(r"([\d,]+) of ([\d,]+) captured events are in chDB", out)
+    assert counted is not None, out[-2000:]
+    seen, wanted = counted.groups()
     assert seen == wanted and int(wanted.replace(",", "")) > 0  # every change arrived
     assert EmbeddedPostgres(tmp_path / "demo" / "postgres", pg_port).pid() is None  # stopped cleanly
 
@@ -41,12 +44,13 @@ def test_make_demo_runs_the_tour_and_exits(tmp_path: Path) -> None:
     assert again.returncode == 0 and "already loaded" in again.stdout
 
 
-def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
+def test_ctrl_c_stops_everything(service_tmp_path: Path) -> None:
+    tmp_path = service_tmp_path  # embedded PostgreSQL runs as a service user: not under pytest's basetemp
     command, port, pg_port = demo_command(tmp_path)
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env={**os.environ, "COLUMNS": "200"})
     assert process.stdout is not None
-    lines = []
+    lines: list[str] = []
     deadline = time.monotonic() + 300
     for line in process.stdout:
         lines.append(line)

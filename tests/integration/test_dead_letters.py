@@ -9,14 +9,15 @@ from pathlib import Path
 import httpx
 
 from quiver.events import bus
-from quiver.events.dlq import dead_letters
+from quiver.events.dlq import DeadLetter, dead_letters
+from tests.conftest import wait_for
 from tests.support.changes import mixed_changes
 from tests.support.oracle import compare, source_events
 from tests.support.pipeline import Pipeline, clickhouse_url, nats_url
 
 
-def letters(namespace: str) -> list[object]:
-    async def read() -> list[object]:
+def letters(namespace: str) -> list[DeadLetter]:
+    async def read() -> list[DeadLetter]:
         nc, js = await bus.connect(nats_url())
         try:
             return list(await dead_letters(js, bus.Topology(namespace), "clickhouse"))
@@ -47,14 +48,13 @@ def test_refused_events_are_dead_lettered_and_replay_exactly_once(scratch_url: s
         pipeline.start_all()
         mixed_changes(scratch_url, 1, per_round=30)
         source = source_events(scratch_url)
-        deadline = time.monotonic() + 120
-        while len(letters(namespace)) < len(source) and time.monotonic() < deadline:
-            time.sleep(0.5)
+        wait_for(lambda: len(letters(namespace)) >= len(source), 120,
+                 lambda: f"{len(letters(namespace))} dead letters for {len(source)} events")
         dead = letters(namespace)
         assert len(dead) == len(source), f"{len(dead)} dead letters for {len(source)} events"
         first = dead[0]
-        assert first.sink == "clickhouse" and "Code: 368" in first.reason  # type: ignore[attr-defined]
-        assert first.attempts >= 1  # type: ignore[attr-defined]
+        assert first.sink == "clickhouse" and "Code: 368" in first.reason, first
+        assert first.attempts >= 1, first
         pipeline.wait_drained()  # the consumer moved on: nothing stuck, nothing written
         assert sql(f"SELECT count() FROM {namespace}.events").strip() == "0"
         listing = pipeline.cli("dlq", "list", "--sink", "clickhouse").stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from pathlib import Path
@@ -11,13 +12,27 @@ import psycopg
 import pyarrow.flight as flight
 
 from quiver.arrow.events import EVENT_SCHEMA
-from tests.conftest import start_server, stop_server
+from quiver.events import bus
+from tests.conftest import start_server, stop_server, wait_for
 from tests.support.oracle import source_events
 from tests.support.pipeline import Pipeline, nats_url
 
 
 def ticket(body: dict[str, object]) -> flight.Ticket:
     return flight.Ticket(orjson.dumps(body))
+
+
+def caught_up_consumers(namespace: str) -> dict[str, bool]:
+    """The stream's consumers, each with whether it has delivered everything it matches."""
+
+    async def read() -> dict[str, bool]:
+        nc, js = await bus.connect(nats_url(), name="quiver-test")
+        try:
+            return {c.name: c.num_pending == 0 for c in await js.consumers_info(bus.Topology(namespace).stream)}
+        finally:
+            await nc.close()
+
+    return asyncio.run(read())
 
 
 def test_history_then_live_tail(scratch_url: str, tmp_path: Path) -> None:
@@ -45,6 +60,7 @@ def test_history_then_live_tail(scratch_url: str, tmp_path: Path) -> None:
         later = client.do_get(ticket({"kind": "events", "entity": "orders", "from_seq": source[20][1]})).read_all()
         assert later.column("seq").to_pylist() == [e[1] for e in source[20:]]
 
+        earlier = set(caught_up_consumers(namespace))  # the history reads' consumers, expiring on their own
         reader = client.do_get(ticket({"kind": "events", "entity": "orders", "from_seq": source[-1][1] + 1,
                                        "follow": True}))
         received: list[str] = []
@@ -57,7 +73,10 @@ def test_history_then_live_tail(scratch_url: str, tmp_path: Path) -> None:
 
         follower = threading.Thread(target=tail, daemon=True)
         follower.start()
-        time.sleep(1)
+        # The live change must come after the tail has caught up with the history, so that it is
+        # carried live: wait for the tail's own (new) consumer to have nothing left to deliver.
+        wait_for(lambda: any(done for name, done in caught_up_consumers(namespace).items() if name not in earlier),
+                 30, lambda: f"the follow stream's consumer did not catch up: {caught_up_consumers(namespace)}")
         with psycopg.connect(scratch_url) as conn:
             conn.execute("UPDATE orders SET note = 'live one' WHERE id = 7")
             conn.commit()
