@@ -46,6 +46,7 @@ bench: $(STAMP)
 	eval "$$(scripts/services env)" && $(PY) -m benchmarks.json_plane
 	eval "$$(scripts/services env)" && $(PY) -m benchmarks.query_planes
 	eval "$$(scripts/services env)" && $(PY) -m benchmarks.events
+	eval "$$(scripts/services env)" && $(PY) -m benchmarks.capture
 
 # The generated tests with many more examples than `make test` runs (minutes, not seconds).
 fuzz: $(STAMP)
