@@ -222,6 +222,8 @@ class Pipeline:
             for stream in (topology.stream, topology.dlq_stream):
                 with contextlib.suppress(Exception):  # never created
                     await js.delete_stream(stream)
+            with contextlib.suppress(Exception):  # created by the first large event only
+                await js.delete_object_store(topology.large_bucket)
         finally:
             await nc.close()
 
