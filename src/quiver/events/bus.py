@@ -24,9 +24,9 @@ import hashlib
 import logging
 import random
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import nats
 import nats.errors
@@ -49,6 +49,8 @@ from nats.js.errors import (
     ServiceUnavailableError,
 )
 from nats.js.object_store import OBJ_CHUNKS_PRE_TEMPLATE, OBJ_STREAM_TEMPLATE, ObjectStore
+
+T = TypeVar("T")
 
 log = logging.getLogger("quiver.bus")
 _TOKEN = re.compile(r"[^A-Za-z0-9_-]")
@@ -313,3 +315,18 @@ class LargeEvents:
 def _digest(body: bytes) -> str:
     """The Object Store's digest notation for ``body``."""
     return "SHA-256=" + base64.urlsafe_b64encode(hashlib.sha256(body).digest()).decode()
+
+
+def runs_by_weight(items: Iterable[T], weight: Callable[[T], int], max_weight: int) -> Iterator[list[T]]:
+    """``items`` in order, in runs whose weights add up to at most ``max_weight`` (one heavier item alone)."""
+    run: list[T] = []
+    total = 0
+    for item in items:
+        w = weight(item)
+        if run and total + w > max_weight:
+            yield run
+            run, total = [], 0
+        run.append(item)
+        total += w
+    if run:
+        yield run

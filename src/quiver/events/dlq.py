@@ -169,15 +169,9 @@ async def replay(js: JetStreamContext, topology: bus.Topology, sink: Sink) -> in
 
 
 def _chunks(letters: list[DeadLetter], max_bytes: int) -> Iterator[list[DeadLetter]]:
-    chunk: list[DeadLetter] = []
-    size = 0
-    for letter in letters:
-        reference = bus.is_reference(letter.event)
-        weight = int(letter.event.get("size", 0)) if reference else len(orjson.dumps(letter.event))
-        if chunk and size + weight > max_bytes:
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(letter)
-        size += weight
-    if chunk:
-        yield chunk
+    def weight(letter: DeadLetter) -> int:
+        if bus.is_reference(letter.event):
+            return int(letter.event.get("size", 0))
+        return len(orjson.dumps(letter.event))
+
+    return bus.runs_by_weight(letters, weight, max_bytes)

@@ -65,14 +65,4 @@ def event_batches(nats_url: str, topology: bus.Topology, entity: str | None, fro
 
 def _by_size(events: list[dict[str, Any]], max_bytes: int) -> Iterator[list[dict[str, Any]]]:
     """``events`` in order, in runs whose large events add up to at most ``max_bytes``."""
-    group: list[dict[str, Any]] = []
-    size = 0
-    for event in events:
-        weight = int(event.get("size", 0)) if bus.is_reference(event) else 0
-        if group and size + weight > max_bytes:
-            yield group
-            group, size = [], 0
-        group.append(event)
-        size += weight
-    if group:
-        yield group
+    return bus.runs_by_weight(events, lambda e: int(e.get("size", 0)) if bus.is_reference(e) else 0, max_bytes)
