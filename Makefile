@@ -51,8 +51,8 @@ bench: $(STAMP)
 # The generated tests with many more examples than `make test` runs (minutes, not seconds).
 fuzz: $(STAMP)
 	scripts/services start
-	eval "$$(scripts/services env)" && QUIVER_CAPTURE_EXAMPLES=2000 $(PY) -m pytest -q \
-		tests/integration/events/test_capture_generated.py
+	eval "$$(scripts/services env)" && QUIVER_CAPTURE_EXAMPLES=2000 QUIVER_BACKFILL_EXAMPLES=1000 $(PY) -m pytest -q \
+		tests/integration/events/test_capture_generated.py tests/integration/events/test_backfill_generated.py
 
 clean: services-stop
 	rm -rf .services

@@ -20,7 +20,13 @@ the last event of a key by ``seq``):
 * a writer that comes after the chunk locked the row waits for the chunk's commit, and its
   trigger runs after its statement: its event's ``seq`` is higher than the snapshot's;
 * a row whose update moved it to another chunk's range has an update event carrying its
-  whole image anyway; a row inserted later has its insert event.
+  whole image anyway (capture writes one for every updated row, changed or not); a row
+  inserted later has its insert event;
+* a rewrite of the table (VACUUM FULL, CLUSTER, a rewriting ALTER TABLE) moves every row
+  without an event. Each chunk records the heap's file node when planned; a chunk that finds
+  another (read after its lock, so no rewrite can follow until it commits) plans the new file
+  whole and writes nothing itself. Rows read twice are harmless: a snapshot is the row's
+  latest state.
 
 The key expression (``quiver.key_sql``) and the entity name (``quiver.entity_of``) are the
 live trigger's, read in the chunk's transaction after it locked the table (no DDL can commit
@@ -66,13 +72,14 @@ CREATE TABLE IF NOT EXISTS {CHUNKS} (
     run_id     bigint NOT NULL REFERENCES {RUNS} ON DELETE CASCADE,
     relid      oid    NOT NULL,   -- the captured table: entity and key
     scan_relid oid    NOT NULL,   -- the heap read: the table itself or one leaf partition of it
+    filenode   oid    NOT NULL,   -- that heap's file when the chunk was planned: a rewrite makes another
     lo_page    bigint NOT NULL,
     hi_page    bigint NOT NULL,   -- exclusive
     rows       bigint,            -- snapshot events the chunk wrote
     done_at    timestamptz,
-    PRIMARY KEY (run_id, scan_relid, lo_page)
+    PRIMARY KEY (run_id, scan_relid, filenode, lo_page)
 );
-CREATE INDEX IF NOT EXISTS backfill_chunks_todo ON {CHUNKS} (run_id, relid, scan_relid, lo_page)
+CREATE INDEX IF NOT EXISTS backfill_chunks_todo ON {CHUNKS} (run_id, relid, scan_relid, filenode, lo_page)
     WHERE done_at IS NULL;
 """
 
@@ -149,14 +156,15 @@ def captured(conn: psycopg.Connection[Any]) -> dict[str, int]:
     return {str(entity): int(relid) for entity, relid in rows}
 
 
-def _heaps(conn: psycopg.Connection[Any], relid: int) -> list[tuple[int, int]]:
-    """(scan relid, pages) of each heap holding the table's rows: itself, or its leaf partitions."""
+def _heaps(conn: psycopg.Connection[Any], relid: int) -> list[tuple[int, int, int]]:
+    """(scan relid, file node, pages) of each heap holding the table's rows: itself, or its leaf partitions."""
     rows = conn.execute(
-        "SELECT c.oid, pg_relation_size(c.oid) / current_setting('block_size')::bigint FROM pg_class AS c "
+        "SELECT c.oid, pg_relation_filenode(c.oid), pg_relation_size(c.oid) / current_setting('block_size')::bigint "
+        "FROM pg_class AS c "
         "WHERE c.relkind = 'r' AND (c.oid = %(relid)s OR c.oid IN ("  # a plain table has no partition tree
         "    SELECT p.relid FROM pg_partition_tree(%(relid)s::regclass) AS p WHERE p.isleaf)) "
         "ORDER BY c.oid", {"relid": relid}).fetchall()
-    return [(int(oid), int(pages)) for oid, pages in rows]
+    return [(int(oid), int(node), int(pages)) for oid, node, pages in rows]
 
 
 def _check_filter(conn: psycopg.Connection[Any], scan_relids: Sequence[int], where: str) -> None:
@@ -206,26 +214,38 @@ def start(conn: psycopg.Connection[Any], entities: Sequence[str] = (), *, where:
         if found is not None:
             run_id, chunk_pages = int(found[0]), int(found[1])
         else:
+            for relid in relids:  # no rewrite between reading a heap's file node and its size
+                table = _table_name(conn, relid)
+                if table is not None:
+                    conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE").format(table))
             heaps = {relid: _heaps(conn, relid) for relid in relids}
             if where is not None:
-                _check_filter(conn, [scan for hs in heaps.values() for scan, _ in hs], where)
+                _check_filter(conn, [scan for hs in heaps.values() for scan, _, _ in hs], where)
             row = conn.execute(f"INSERT INTO {RUNS} (relids, entities, where_sql, chunk_pages) "
                                "VALUES (%s::oid[], %s, %s, %s) RETURNING run_id",
                                (relids, chosen, where, chunk_pages)).fetchone()
             assert row is not None
             run_id = int(row[0])
-            with conn.cursor() as cur:
-                cur.executemany(
-                    f"INSERT INTO {CHUNKS} (run_id, relid, scan_relid, lo_page, hi_page) VALUES (%s, %s, %s, %s, %s)",
-                    [(run_id, relid, scan, lo, hi) for relid, hs in heaps.items() for scan, pages in hs
-                     for lo, hi in plan_ranges(pages, chunk_pages)])
+            for relid, hs in heaps.items():
+                for scan, node, pages in hs:
+                    _plan(conn, run_id, relid, scan, node, pages, chunk_pages)
         total, done = conn.execute(f"SELECT count(*), count(done_at) FROM {CHUNKS} WHERE run_id = %s",
                                    (run_id,)).fetchone() or (0, 0)
     return Run(run_id, tuple(chosen), where, chunk_pages, found is not None, int(total), int(done))
 
 
-_CLAIM = (f"SELECT relid, scan_relid, lo_page, hi_page FROM {CHUNKS} WHERE run_id = %s AND done_at IS NULL "
-          "ORDER BY relid, scan_relid, lo_page LIMIT 1 FOR UPDATE")
+def _plan(conn: psycopg.Connection[Any], run_id: int, relid: int, scan_relid: int, filenode: int, pages: int,
+          chunk_pages: int) -> None:
+    """The chunks covering ``pages`` pages of one heap file (those already planned stay as they are)."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            f"INSERT INTO {CHUNKS} (run_id, relid, scan_relid, filenode, lo_page, hi_page) "
+            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            [(run_id, relid, scan_relid, filenode, lo, hi) for lo, hi in plan_ranges(pages, chunk_pages)])
+
+
+_CLAIM = (f"SELECT relid, scan_relid, filenode, lo_page, hi_page FROM {CHUNKS} WHERE run_id = %s "
+          "AND done_at IS NULL ORDER BY relid, scan_relid, filenode, lo_page LIMIT 1 FOR UPDATE")
 
 
 class _Pace:
@@ -281,11 +301,11 @@ class _Worker:
                                or conn.execute(_CLAIM, (self.run.run_id,)).fetchone())
                     if claimed is None:
                         return False
-                    relid, scan_relid, lo, hi = (int(v) for v in claimed)
-                    rows = self._write(conn, relid, scan_relid, lo, hi)
+                    relid, scan_relid, filenode, lo, hi = (int(v) for v in claimed)
+                    rows = self._write(conn, relid, scan_relid, filenode, lo, hi)
                     conn.execute(f"UPDATE {CHUNKS} SET rows = %s, done_at = clock_timestamp() "
-                                 "WHERE run_id = %s AND scan_relid = %s AND lo_page = %s",
-                                 (rows, self.run.run_id, scan_relid, lo))
+                                 "WHERE run_id = %s AND scan_relid = %s AND filenode = %s AND lo_page = %s",
+                                 (rows, self.run.run_id, scan_relid, filenode, lo))
                     if rows:
                         conn.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
                 self.chunks += 1
@@ -300,7 +320,8 @@ class _Worker:
                     raise
                 time.sleep(min(2.0, 0.05 * 2 ** min(attempt, 6)) * random.uniform(0.5, 1.0))
 
-    def _write(self, conn: psycopg.Connection[Any], relid: int, scan_relid: int, lo: int, hi: int) -> int:
+    def _write(self, conn: psycopg.Connection[Any], relid: int, scan_relid: int, filenode: int, lo: int,
+               hi: int) -> int:
         table = _table_name(conn, scan_relid)
         if table is None:
             return 0  # dropped meanwhile: its rows are gone (capture wrote a truncate event)
@@ -310,6 +331,13 @@ class _Worker:
                 conn.execute(sql.SQL("LOCK TABLE ONLY {} IN ROW SHARE MODE").format(table))
         except psycopg.errors.UndefinedTable:
             return 0  # dropped between the two statements
+        heap = conn.execute("SELECT pg_relation_filenode(%s), pg_relation_size(%s) / "
+                            "current_setting('block_size')::bigint", (scan_relid, scan_relid)).fetchone()
+        if heap is not None and heap[0] is not None and int(heap[0]) != filenode:
+            # Rewritten since planned (VACUUM FULL, CLUSTER, a rewriting ALTER TABLE, TRUNCATE): every row
+            # has a new place, some in pages already read. Plan the new file whole; this chunk is void.
+            _plan(conn, self.run.run_id, relid, scan_relid, int(heap[0]), int(heap[1]), self.run.chunk_pages)
+            return 0
         row = conn.execute(f"SELECT {SCHEMA}.entity_of(%s), {SCHEMA}.key_sql(%s)", (relid, relid)).fetchone()
         if row is None or row[0] is None:
             return 0

@@ -25,7 +25,9 @@ New tables in the captured schemas are captured by an event trigger on
 ``ddl_command_end`` (it needs a superuser; without one ``install`` says so and
 ``quiver events status`` lists what is not captured). ``txid`` lets the relay publish
 only rows whose transaction can no longer be followed by an earlier, still-running one
-(see relay.py). Updates that change nothing produce no event.
+(see relay.py). Every row an UPDATE touched is an event, even when no value changed
+(``changed`` is then empty), as in logical decoding: the new version of the row may be on
+another page, and ``backfill`` reads by page.
 """
 
 from __future__ import annotations
@@ -156,10 +158,13 @@ BEGIN
         USING quiver_entity, quiver_actor, quiver_tenant;
         RETURN NULL;
     END IF;
-    -- UPDATE: pair old and new rows by key; each row becomes jsonb once.
+    -- UPDATE: pair old and new rows by key; each row becomes jsonb once. Every updated row is an
+    -- event, one whose values did not change too: its new version may sit on another page, and a
+    -- backfill reading by page relies on hearing of it. Without a key, identical rows would pair
+    -- with each other many times over: DISTINCT keeps one event per (content, op).
     EXECUTE format(
         'INSERT INTO {OUTBOX} (%1$s) '
-        'SELECT $1, coalesce(n.k, o.k), '
+        'SELECT %3$s $1, coalesce(n.k, o.k), '
         '       CASE WHEN o.k IS NULL THEN ''insert'' WHEN n.k IS NULL THEN ''delete'' ELSE ''update'' END, '
         '       coalesce(n.d, o.d), c.changed, $2, $3 '
         'FROM (SELECT %2$s AS k, x.d FROM (SELECT to_jsonb(t.*) AS d FROM old_rows AS t OFFSET 0) AS x) AS o '
@@ -167,9 +172,8 @@ BEGIN
         '  ON o.k = n.k '
         'CROSS JOIN LATERAL (SELECT CASE WHEN o.k IS NULL OR n.k IS NULL THEN NULL ELSE ARRAY('
         '    SELECT e.key FROM jsonb_each(n.d) AS e WHERE e.value IS DISTINCT FROM o.d -> e.key '
-        '    ORDER BY e.key) END AS changed) AS c '
-        'WHERE o.k IS NULL OR n.k IS NULL OR cardinality(c.changed) > 0',
-        quiver_columns, quiver_key)
+        '    ORDER BY e.key) END AS changed) AS c',
+        quiver_columns, quiver_key, CASE WHEN quiver_key = 'CAST(x.d AS text)' THEN 'DISTINCT' ELSE '' END)
     USING quiver_entity, quiver_actor, quiver_tenant;
     RETURN NULL;
 END $$;
