@@ -36,12 +36,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1 << 20
     statement_timeout_ms: int = 30_000
     pool_size: int = 8
+    pool_timeout_seconds: float = 5.0  # waiting longer for a free connection answers 503 / UNAVAILABLE
     batch_bytes: int = 4 << 20  # target size of one streamed JSON chunk
     arrow_batch_bytes: int = 10 << 20  # target size of one Arrow record batch (~65k rows of 8 columns)
 
     flight_port: int | None = 8815  # Arrow Flight beside HTTP; None disables it
     flight_partitions: int = 4  # endpoints GetFlightInfo returns for a whole-entity read
     tokens: list[str] = Field(default_factory=list)  # bearer tokens; empty = no authentication
+    metrics_public: bool = False  # with tokens set, /metrics needs one too unless this is true
     tls_cert: str | None = None  # PEM files: serve Flight over grpc+tls
     tls_key: str | None = None
 

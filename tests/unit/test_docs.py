@@ -11,6 +11,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from quiver.errors import STATUSES
 from quiver.events.metrics import EventMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,3 +84,10 @@ def test_every_registered_metric_is_set_somewhere() -> None:
 def test_the_use_check_sees_a_use() -> None:
     assert _metric_uses("self.metrics.pending.labels('x').set(1)\nm.lag.observe(2)") == {"pending", "lag"}
     assert _metric_uses("self.metrics.pending = 3") == set()
+
+
+def test_the_error_code_table_is_the_code() -> None:
+    text = (ROOT / "docs" / "graphql.md").read_text()
+    rows = re.findall(r"^\| `([A-Z_]+)` \| [^|]+ \| (\d{3}) \| ([A-Z_]+) \|$", text, flags=re.MULTILINE)
+    documented = {code: (int(http), flight) for code, http, flight in rows}
+    assert documented == {code: (s.http, s.flight) for code, s in STATUSES.items()}

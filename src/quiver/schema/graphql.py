@@ -197,7 +197,7 @@ class SchemaBuilder:
             "limit": GraphQLArgument(GraphQLInt),
             "offset": GraphQLArgument(GraphQLInt),
         }
-        if root:
+        if root and entity.primary_key:  # keyset pages need a unique order: without a key, rows would be lost
             args["after"] = GraphQLArgument(
                 GraphQLString, description="Keyset pagination: the `_cursor` of the last row already seen."
             )
@@ -225,10 +225,11 @@ class SchemaBuilder:
                             args=self.list_args(rel.target, root=False), extensions=_ext(RelationField(rel)),
                             description=f"The {rel.target.type_name} rows that reference this row.",
                         ), entity.type_name)
-                _put(result, "_cursor", GraphQLField(
-                    GraphQLNonNull(GraphQLString), extensions=_ext(CursorField()),
-                    description="Opaque keyset cursor of this row for its list's ordering; pass it as `after`.",
-                ), entity.type_name)
+                if entity.primary_key:  # a table or view without one has no unique order to page by
+                    _put(result, "_cursor", GraphQLField(
+                        GraphQLNonNull(GraphQLString), extensions=_ext(CursorField()),
+                        description="Opaque keyset cursor of this row for its list's ordering; pass it as `after`.",
+                    ), entity.type_name)
                 return result
 
             self.objects[entity.type_name] = GraphQLObjectType(
