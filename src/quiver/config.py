@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     redis_url: str | None = None  # Redis dedup in front of each sink; None = off (sinks are idempotent anyway)
     dedup_ttl_seconds: int = 86_400
     consumer_batch_messages: int = 40  # JetStream messages per sink write (each up to 1,000 events)
+    consumer_max_deliveries: int = 5  # deliveries of an event failing unexpectedly before it is dead-lettered
+    consumer_write_bytes: int = 64 << 20  # event bytes per sink write (large events resolved)
     # `quiver events status` warns when a writing transaction is older (it holds the relay back, cluster-wide)
     events_xmin_warn_seconds: float = 60.0
     events_namespace: str = "quiver"  # JetStream stream QUIVER_EVENTS, subjects quiver.events.<entity>

@@ -41,7 +41,9 @@ async def run_pipeline(settings: Settings, *, relay: bool, sinks: list[Sink], st
         dedup = None
         if settings.redis_url:
             dedup = RedisDedup(settings.redis_url, sink.name, ttl_seconds=settings.dedup_ttl_seconds, metrics=metrics)
-        consumer_settings = ConsumerSettings(batch_max=settings.consumer_batch_messages, topology=topology)
+        consumer_settings = ConsumerSettings(batch_max=settings.consumer_batch_messages, topology=topology,
+                                             max_deliveries=settings.consumer_max_deliveries,
+                                             write_bytes=settings.consumer_write_bytes)
         consumer = SinkConsumer(js, sink, consumer_settings, metrics, dedup)
         tasks.append(asyncio.create_task(consume_forever(consumer, stop)))
     await stop.wait()
