@@ -8,6 +8,7 @@ requests, ``flight/`` answers RPCs, and this module wires both to the same schem
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 
 import anyio
@@ -23,6 +24,35 @@ from quiver.http.app import GraphQLEndpoint, http_app
 from quiver.schema.graphql import build_schema
 from quiver.schema.introspect import introspect
 from quiver.schema.model import Model
+
+
+class StartupError(Exception):
+    """A server that cannot start for an expected reason (port taken, database unreachable): one line says why."""
+
+
+def preflight(settings: Settings) -> None:
+    """Check what ``serve`` needs before starting, so each expected failure is one clear sentence."""
+    try:
+        params = psycopg.conninfo.conninfo_to_dict(settings.database_url)
+    except psycopg.ProgrammingError as error:
+        reason = " ".join(str(error).split())
+        raise StartupError(f"not a PostgreSQL URL: {settings.database_url!r} ({reason})") from None
+    where = f"{params.get('host', 'localhost')}:{params.get('port', 5432)}/{params.get('dbname', '')}"
+    try:
+        with psycopg.connect(settings.database_url, connect_timeout=5) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[-1].removeprefix("FATAL:  ")
+        raise StartupError(f"cannot use the database at {where}: {reason}") from None
+    ports = [("HTTP", settings.port)] + ([("Flight", settings.flight_port)] if settings.flight_port else [])
+    for plane, port in ports:
+        with socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn and gRPC bind
+            try:
+                probe.bind((settings.host, port))
+            except OSError as error:
+                raise StartupError(f"cannot listen for {plane} on {settings.host}:{port}: "
+                                   f"{error.strerror or error}") from None
 
 
 def load_schema(settings: Settings) -> tuple[Model, GraphQLSchema]:

@@ -9,6 +9,7 @@ import base64
 import datetime as dt
 import decimal
 import json
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -73,15 +74,17 @@ def write_file(reader: pa.RecordBatchReader, output: Path, fmt: str, err: Consol
     rows = size = 0
     progress = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"),
                         TextColumn("{task.fields[rows]:,} rows"), TextColumn("{task.fields[mb]:.1f} MB received"),
-                        TimeElapsedColumn(), console=err, transient=False)
+                        TextColumn("{task.fields[rate]:,.0f} rows/s"), TimeElapsedColumn(), console=err,
+                        transient=False, disable=not err.is_terminal)  # quiet when piped or redirected
+    started = time.monotonic()
     try:
         with progress, _Writer(partial, fmt, schema) as write:
-            task = progress.add_task(f"{fmt} → {output.name}", total=None, rows=0, mb=0.0)
+            task = progress.add_task(f"{fmt} → {output.name}", total=None, rows=0, mb=0.0, rate=0.0)
             for batch in reader:
                 rows += batch.num_rows
                 size += batch.nbytes
                 write(convert(batch) if convert else batch)
-                progress.update(task, rows=rows, mb=size / MB)
+                progress.update(task, rows=rows, mb=size / MB, rate=rows / max(time.monotonic() - started, 1e-3))
         partial.replace(output)
     except BaseException:
         partial.unlink(missing_ok=True)

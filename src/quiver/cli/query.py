@@ -39,6 +39,10 @@ def query_command(graphql: str | None, file: Path | None, url: str, token: str |
     values = _variables(variables)
     chosen = _format(fmt, output)
     err = Console(stderr=True)
+    if output is not None and not output.parent.is_dir():  # before the query runs, not after it streamed
+        err.print(f"[red]error[/]: cannot write {escape(str(output))}: the folder {escape(str(output.parent))} "
+                  "does not exist", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=1)
     try:
         client = Client(url, token)
     except ValueError as error:
@@ -53,7 +57,11 @@ def query_command(graphql: str | None, file: Path | None, url: str, token: str |
                 rows, size = write_file(reader, output, chosen, err)
                 err.print(f"wrote {rows:,} rows to {escape(str(output))} ({size / MB:.1f} MB received)")
     except QuiverError as error:
-        err.print(f"[red]error[/] ({error.status}): {escape(error.message)}")
+        err.print(f"[red]error[/] ({error.status}): {escape(error.message)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=1) from None
+    except OSError as error:  # the output file: unwritable, disk full
+        err.print(f"[red]error[/]: cannot write {escape(str(output))}: {escape(error.strerror or str(error))}",
+                  highlight=False, soft_wrap=True)
         raise typer.Exit(code=1) from None
 
 

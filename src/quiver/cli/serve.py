@@ -6,8 +6,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from quiver.config import Settings
+from quiver.server import StartupError, preflight
 from quiver.server import serve as run_server
 
 DEFAULT_URL = Settings().database_url
@@ -36,6 +38,11 @@ def serve(
         overrides["flight_port"] = None
     settings = Settings(**overrides)  # type: ignore[arg-type]
     console = Console()
+    try:
+        preflight(settings)
+    except StartupError as error:
+        Console(stderr=True).print(f"[red]error[/]: {escape(str(error))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=1) from None
     console.print(f"Quiver on http://{host}:{port}/graphql (GraphiQL in a browser)")
     if settings.flight_port is not None:
         scheme = "grpc+tls" if settings.tls_cert else "grpc"
