@@ -41,6 +41,7 @@ def test_depth_limit(strict_server: Server) -> None:
         (error,) = errors_of(response)
         assert "maximum depth of 3" in str(error["message"])
         assert error["locations"] and error["path"]
+        assert error["extensions"] == {"code": "LIMIT_EXCEEDED"}
         assert post(client, "{ orderItems(limit: 1) { order { customer { id } } } }").status_code == 200
 
 
@@ -49,6 +50,7 @@ def test_selected_nodes_limit(strict_server: Server) -> None:
         wide = "{ orders(limit: 1) { " + " ".join(f"a{i}: id" for i in range(20)) + " } }"
         (error,) = errors_of(post(client, wide))
         assert "maximum of 12 fields" in str(error["message"])
+        assert error["extensions"] == {"code": "LIMIT_EXCEEDED"}
 
 
 def test_oversized_limit_is_a_validation_error(strict_server: Server) -> None:

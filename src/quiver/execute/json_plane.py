@@ -4,7 +4,8 @@ Queries stream: one ADBC read transaction, one statement per root field, each
 batch's JSON text forwarded as it arrives, so server memory stays flat however
 large the result. Mutations run in one psycopg transaction and are small.
 Errors raised before the first byte become an ordinary GraphQL error response;
-a failure mid-stream closes the JSON and appends ``errors``.
+a failure mid-stream closes the JSON and appends ``errors``. CPU work (introspection
+by graphql-core and its serialisation) runs in a worker thread, never on the event loop.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from typing import Any
 
 import anyio
 import orjson
-import psycopg
 from graphql import (
     DocumentNode,
     ExecutionResult,
@@ -29,7 +29,7 @@ from graphql import (
 
 from quiver.config import Settings
 from quiver.db import Database
-from quiver.errors import database_error
+from quiver.errors import database_error, http_status
 from quiver.execute.session import ReadSession
 from quiver.plan import nodes
 from quiver.plan.build import Prepared
@@ -55,8 +55,7 @@ def error_body(errors: list[GraphQLError], data_null: bool = True) -> bytes:
 
 
 def _failure(error: GraphQLError) -> Result:
-    unavailable = (error.extensions or {}).get("code") == "DATABASE_UNAVAILABLE"
-    return Result(503 if unavailable else 200, error_body([error]), [error])
+    return Result(http_status(error), error_body([error]), [error])
 
 
 def _root_nodes(prepared: Prepared) -> dict[str, list[FieldNode]]:
@@ -68,11 +67,8 @@ def _root_nodes(prepared: Prepared) -> dict[str, list[FieldNode]]:
     return found
 
 
-def introspect(schema: GraphQLSchema, prepared: Prepared) -> tuple[dict[str, Any], list[GraphQLError]]:
-    """Answer the ``__schema``/``__type`` roots with graphql-core (no database)."""
+def _introspect(schema: GraphQLSchema, prepared: Prepared) -> tuple[dict[str, bytes], list[GraphQLError]]:
     fields = [n for r in prepared.operation.roots if isinstance(r, nodes.IntrospectionRoot) for n in r.field_nodes]
-    if not fields:
-        return {}, []
     op = prepared.executor.operation
     only = OperationDefinitionNode(
         operation=op.operation, name=op.name, variable_definitions=op.variable_definitions,
@@ -81,7 +77,14 @@ def introspect(schema: GraphQLSchema, prepared: Prepared) -> tuple[dict[str, Any
     others = tuple(d for d in prepared.document.definitions if not isinstance(d, OperationDefinitionNode))
     result = execute(schema, DocumentNode(definitions=(only, *others)), variable_values=dict(prepared.variables))
     assert isinstance(result, ExecutionResult)
-    return dict(result.data or {}), list(result.errors or [])
+    return {k: orjson.dumps(v) for k, v in (result.data or {}).items()}, list(result.errors or [])
+
+
+async def introspect(schema: GraphQLSchema, prepared: Prepared) -> tuple[dict[str, bytes], list[GraphQLError]]:
+    """The ``__schema``/``__type`` roots as JSON by graphql-core (no database), in a worker thread."""
+    if not any(isinstance(r, nodes.IntrospectionRoot) for r in prepared.operation.roots):
+        return {}, []
+    return await anyio.to_thread.run_sync(_introspect, schema, prepared)
 
 
 class QueryRun:
@@ -98,22 +101,26 @@ class QueryRun:
         self.statements: dict[str, Statement] = {}
         self.first: bytes | None = None
         self.first_key: str | None = None
-        self.introspected: dict[str, Any] = {}
+        self.introspected: dict[str, bytes] = {}
 
     async def start(self) -> Result:
         """Do everything that can fail cleanly before the response starts."""
-        introspected, errors = introspect(self.schema, self.prepared)
+        introspected, errors = await introspect(self.schema, self.prepared)
         if errors:
             return Result(200, error_body(errors), errors)
         self.introspected = introspected
         params = SettingParams()
+        key = ""
         try:
             for root in self.prepared.operation.roots:
                 if not isinstance(root, nodes.TypenameRoot | nodes.IntrospectionRoot):
-                    self.statements[root.key] = compile_root(root, params)
+                    key = root.key
+                    self.statements[key] = compile_root(root, params)
         except BadValue as error:
             bad = GraphQLError(error.message, extensions={"code": "BAD_USER_INPUT"})
             return Result(200, error_body([bad]), [bad])
+        except Exception as exc:  # noqa: BLE001 - a bug in compiling: INTERNAL, with an error id
+            return _failure(database_error(exc, self.nodes.get(key), [key]))
         if self.statements:
             first_key = self.first_key = next(iter(self.statements))
             try:
@@ -144,7 +151,7 @@ class QueryRun:
                     yield prefix + orjson.dumps(root.type_name)
                     continue
                 if isinstance(root, nodes.IntrospectionRoot):
-                    yield prefix + orjson.dumps(self.introspected.get(key))
+                    yield prefix + self.introspected.get(key, b"null")
                     continue
                 chunk = self.first if key == self.first_key else await self._open(key)
                 if self.statements[key].shape != "rows":
@@ -177,7 +184,7 @@ class QueryRun:
 async def run_mutation(db: Database, settings: Settings, schema: GraphQLSchema, prepared: Prepared) -> Result:
     """All mutation roots in one transaction; any failure rolls back the whole request."""
     root_nodes = _root_nodes(prepared)
-    introspected, errors = introspect(schema, prepared)
+    introspected, errors = await introspect(schema, prepared)
     if errors:
         return Result(200, error_body(errors), errors)
     values: list[tuple[str, bytes]] = []
@@ -192,7 +199,7 @@ async def run_mutation(db: Database, settings: Settings, schema: GraphQLSchema, 
                 if isinstance(root, nodes.TypenameRoot):
                     values.append((key, orjson.dumps(root.type_name)))
                 elif isinstance(root, nodes.IntrospectionRoot):
-                    values.append((key, orjson.dumps(introspected.get(key))))
+                    values.append((key, introspected.get(key, b"null")))
                 else:
                     params = PlaceholderParams()
                     statement = compile_mutation(root, params)
@@ -202,7 +209,7 @@ async def run_mutation(db: Database, settings: Settings, schema: GraphQLSchema, 
     except BadValue as error:
         bad = GraphQLError(error.message, root_nodes.get(key), path=[key], extensions={"code": "BAD_USER_INPUT"})
         return Result(200, error_body([bad]), [bad])
-    except (psycopg.Error, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - classified: database codes, outages, else INTERNAL
         return _failure(database_error(exc, root_nodes.get(key), [key]))
     body = b'{"data":{' + b",".join(orjson.dumps(k) + b":" + v for k, v in values) + b"}}"
     return Result(200, body)

@@ -1,20 +1,22 @@
 """The HTTP routes: POST/GET /graphql (JSON and Arrow IPC), GraphiQL, /health, /metrics.
 
 The endpoint only answers requests; ``quiver.server`` builds it, loads the schema, opens
-the pools and runs the Flight server beside it.
+the pools and runs the Flight server beside it. The event loop only moves bytes: planning,
+execution, serialisation and Arrow IPC encoding run in worker threads, so one heavy request
+never stalls the others. Every failure is an answer with a code (``quiver.errors``), never a
+traceback or a dropped connection.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import anyio
 import orjson
-import pyarrow as pa
 from graphql import GraphQLError, GraphQLSchema
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -25,12 +27,12 @@ from starlette.routing import Route
 from quiver.auth import token_ok
 from quiver.config import Settings
 from quiver.db import Database
-from quiver.errors import database_error
-from quiver.execute.arrow_plane import ArrowQuery, ArrowRequestError, data_root
+from quiver.errors import database_error, http_status
+from quiver.execute.arrow_plane import ArrowQuery, ArrowRequestError, IpcStream, data_root
 from quiver.execute.json_plane import QueryRun, Result, error_body, run_mutation
-from quiver.http.graphiql import PAGE
+from quiver.http.graphiql import PAGE, assets
 from quiver.http.metrics import Metrics
-from quiver.plan.build import PlanError, prepare
+from quiver.plan.build import PlanError, Prepared, prepare
 from quiver.sql.params import BadValue
 
 JSON_TYPE = "application/json"
@@ -106,6 +108,12 @@ class GraphQLEndpoint:
 
     # -- the endpoint ----------------------------------------------------------------
     async def graphql(self, request: Request) -> Response:
+        try:
+            return await self.answer(request)
+        except Exception as exc:  # noqa: BLE001 - a bug: INTERNAL with an error id (logged), never a traceback
+            return self.failure(database_error(exc), JSON_TYPE)
+
+    async def answer(self, request: Request) -> Response:
         if request.method == "GET" and "text/html" in request.headers.get("accept", "") \
                 and "query" not in request.query_params:
             return HTMLResponse(PAGE)
@@ -114,18 +122,18 @@ class GraphQLEndpoint:
         media = GRAPHQL_RESPONSE_TYPE if GRAPHQL_RESPONSE_TYPE in accept else JSON_TYPE
         if not token_ok(request.headers.get("authorization"), self.settings.tokens):
             self.metrics.requests.labels("unknown", "unauthenticated").inc()
-            refusal = GraphQLError("a valid bearer token is required", extensions={"code": "UNAUTHENTICATED"})
-            return Response(error_body([refusal]), status_code=401, media_type=media,
-                            headers={"WWW-Authenticate": "Bearer"})
+            return self.unauthenticated(media)
         try:
             query, variables, name = await self.parse_request(request)
         except BadRequest as bad:
             self.metrics.requests.labels("unknown", "bad_request").inc()
             return Response(error_body([GraphQLError(bad.message, extensions={"code": "BAD_REQUEST"})]),
                             status_code=bad.status, media_type=media)
-        assert self.schema is not None
+        schema = self.schema
+        assert schema is not None
         try:
-            prepared = prepare(self.schema, query, variables, name, self.settings.limits())
+            prepared: Prepared = await anyio.to_thread.run_sync(
+                prepare, schema, query, variables, name, self.settings.limits())
         except PlanError as error:
             return self.respond_errors(error.errors, media, "invalid")
         kind = prepared.operation.kind
@@ -135,13 +143,28 @@ class GraphQLEndpoint:
             refusal = GraphQLError("mutations must be sent with POST", extensions={"code": "METHOD_NOT_ALLOWED"})
             return Response(error_body([refusal]), status_code=405, media_type=media, headers={"Allow": "POST"})
         if kind == "mutation":
-            result = await run_mutation(self.db, self.settings, self.schema, prepared)
+            result = await run_mutation(self.db, self.settings, schema, prepared)
         else:
-            result = await QueryRun(self.db, self.settings, self.schema, prepared).start()
+            result = await QueryRun(self.db, self.settings, schema, prepared).start()
         return self.respond(result, media, kind, started)
 
+    def unauthenticated(self, media: str) -> Response:
+        refusal = GraphQLError("a valid bearer token is required", extensions={"code": "UNAUTHENTICATED"})
+        return Response(error_body([refusal]), status_code=401, media_type=media,
+                        headers={"WWW-Authenticate": "Bearer"})
+
+    def failure(self, error: GraphQLError, media: str, kind: str = "unknown") -> Response:
+        """One error as the whole response, with the HTTP status of its code."""
+        self.metrics.requests.labels(kind, "error").inc()
+        self.metrics.errors.labels(_code(error, "INTERNAL")).inc()
+        return Response(error_body([error]), status_code=http_status(error), media_type=media)
+
     async def arrow_response(self, operation: Any, request: Request, started: float) -> Response:
-        """The same result as an Arrow IPC stream (one root field per request)."""
+        """The same result as an Arrow IPC stream (one root field per request).
+
+        Errors before the first batch are JSON error responses; after it, an in-band final
+        batch carrying ``quiver-error`` (see ``IpcStream``).
+        """
         compression = request.headers.get("quiver-arrow-compression") or None
         if compression not in (None, "lz4", "zstd"):
             return self.arrow_refusal("quiver-arrow-compression must be lz4 or zstd")
@@ -149,17 +172,15 @@ class GraphQLEndpoint:
             query = ArrowQuery.compile(data_root(operation))
         except (ArrowRequestError, BadValue) as error:
             return self.arrow_refusal(str(error))
-        batches = query.batches(self.db.adbc, self.settings)
+        stream = IpcStream(query, self.db.adbc, self.settings, compression)
         try:
-            first = await anyio.to_thread.run_sync(_next_or_none, batches)
+            head = await anyio.to_thread.run_sync(stream.first)
         except Exception as exc:  # noqa: BLE001 - before the first byte: an ordinary error response
-            batches.close()
-            failure = database_error(exc)
-            unavailable = (failure.extensions or {}).get("code") == "DATABASE_UNAVAILABLE"
-            return Response(error_body([failure]), status_code=503 if unavailable else 200, media_type=JSON_TYPE)
+            await anyio.to_thread.run_sync(stream.close)
+            return self.failure(database_error(exc, path=[query.root.key]), JSON_TYPE, "query")
         self.metrics.requests.labels("query", "ok").inc()
-        stream = arrow_ipc_stream(query.schema, first, batches, compression)
-        return StreamingResponse(self._measured(stream, "arrow", started), media_type=ARROW_TYPE)
+        return StreamingResponse(self._measured(arrow_ipc_stream(head, stream), "arrow", started),
+                                 media_type=ARROW_TYPE)
 
     def arrow_refusal(self, message: str) -> Response:
         error = GraphQLError(message, extensions={"code": "BAD_REQUEST"})
@@ -204,52 +225,23 @@ class GraphQLEndpoint:
         ok = await self.db.healthy()
         return JSONResponse({"status": "ok" if ok else "unavailable", "database": ok}, status_code=200 if ok else 503)
 
-    async def metrics_page(self, _request: Request) -> Response:
+    async def metrics_page(self, request: Request) -> Response:
+        """Prometheus text; with tokens configured it needs one too, unless ``metrics_public``."""
+        if not self.settings.metrics_public and not token_ok(request.headers.get("authorization"),
+                                                             self.settings.tokens):
+            return self.unauthenticated(JSON_TYPE)
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def _next_or_none(batches: Generator[pa.RecordBatch, None, None]) -> pa.RecordBatch | None:
-    return next(batches, None)
-
-
-class _Chunks:
-    """A write-only file for the IPC writer; each batch's bytes are taken right after it is written."""
-
-    closed = False
-
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-
-    def write(self, data: bytes) -> int:
-        self.parts.append(bytes(data))
-        return len(data)
-
-    def flush(self) -> None:
-        pass
-
-    def take(self) -> bytes:
-        data = b"".join(self.parts)
-        self.parts.clear()
-        return data
-
-
-async def arrow_ipc_stream(schema: pa.Schema, first: pa.RecordBatch | None,
-                           batches: Generator[pa.RecordBatch, None, None],
-                           compression: str | None) -> AsyncIterator[bytes]:
-    """Encode batches as one Arrow IPC stream, reading the next batch in a worker thread."""
-    sink = _Chunks()
-    writer = pa.ipc.new_stream(sink, schema, options=pa.ipc.IpcWriteOptions(compression=compression))
+async def arrow_ipc_stream(head: bytes, stream: IpcStream) -> AsyncIterator[bytes]:
+    """Send the encoded chunks; each next batch is read and encoded in a worker thread."""
     try:
-        batch = first
-        while batch is not None:
-            writer.write_batch(batch)
-            yield sink.take()
-            batch = await anyio.to_thread.run_sync(_next_or_none, batches)
-        writer.close()
-        yield sink.take()
+        yield head
+        while (chunk := await anyio.to_thread.run_sync(stream.next)) is not None:
+            yield chunk
     finally:
         with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(batches.close)
+            await anyio.to_thread.run_sync(stream.close)
 
 
 def _code(error: GraphQLError, default: str) -> str:
@@ -267,6 +259,7 @@ def http_app(endpoint: GraphQLEndpoint, lifespan: Lifespan) -> Starlette:
             Route("/graphql", endpoint.graphql, methods=["GET", "POST"]),
             Route("/health", endpoint.health, methods=["GET"]),
             Route("/metrics", endpoint.metrics_page, methods=["GET"]),
+            assets(),
         ],
         lifespan=lifespan,
     )

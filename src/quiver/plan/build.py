@@ -3,6 +3,8 @@
 graphql-core parses, validates and coerces variables and arguments; this module
 walks the collected fields (fragments, aliases, @skip/@include already resolved)
 and checks Quiver's own limits, so a bad request never reaches the database.
+Introspection (``__schema``, ``__type``) counts against the same limits: graphql-core
+answers it in memory, and unbounded it is the cheapest way to make a server work hard.
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ from typing import Any
 
 import orjson
 from graphql import (
+    DocumentNode,
     Executor,
+    FieldNode,
     GraphQLError,
     GraphQLObjectType,
     GraphQLSchema,
     OperationType,
+    SelectionSetNode,
     get_named_type,
     parse,
     validate,
@@ -38,6 +43,21 @@ _DIRECTIONS: dict[str, tuple[nodes.Direction, nodes.Nulls]] = {
     "ASC_NULLS_FIRST": ("ASC", "FIRST"), "ASC_NULLS_LAST": ("ASC", "LAST"),
     "DESC_NULLS_FIRST": ("DESC", "FIRST"), "DESC_NULLS_LAST": ("DESC", "LAST"),
 }
+
+
+LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+# graphql-core's own limits (parser: tokens, nesting; validation: introspection depth) say so in their code.
+_LIMIT_MESSAGES = ("tokens. Parsing aborted", "nested too deeply", "Maximum introspection depth exceeded")
+# Boolean and relation filters nest; deeper than this is no hand-written filter and risks recursion limits.
+MAX_FILTER_DEPTH = 32
+# ``ofType`` follows one type's wrappers (NON_NULL, LIST): one object per level, no fan-out,
+# and the standard introspection query nests it 9 levels deep; it does not count as depth.
+_NO_FAN_OUT = frozenset({"ofType"})
+
+
+def _coded(errors: Sequence[GraphQLError]) -> list[GraphQLError]:
+    return [GraphQLError(e.message, e.nodes, e.source, e.positions, e.path, extensions={"code": LIMIT_EXCEEDED})
+            if any(m in e.message for m in _LIMIT_MESSAGES) else e for e in errors]
 
 
 class PlanError(Exception):
@@ -71,13 +91,44 @@ def prepare(
     try:
         document = parse(source, max_tokens=limits.max_tokens)
     except GraphQLError as error:
-        raise PlanError([error]) from None
+        raise PlanError(_coded([error])) from None
+    _check_field_nodes(document, limits)
+    try:
+        return _validated(schema, document, variables, operation_name, limits)
+    except RecursionError:
+        too_deep = GraphQLError("the request is nested too deeply to plan", extensions={"code": LIMIT_EXCEEDED})
+        raise PlanError([too_deep]) from None
+
+
+def _check_field_nodes(document: DocumentNode, limits: Limits) -> None:
+    """Refuse, before validation, a document with more field nodes than ``max_nodes``.
+
+    Every field node is selected at least once unless it repeats another one, and repeats
+    are what makes validation (overlapping fields) quadratic; so this bounds its cost.
+    """
+    count = 0
+    pending = [s for s in (getattr(d, "selection_set", None) for d in document.definitions)
+               if isinstance(s, SelectionSetNode)]
+    while pending:
+        for selection in pending.pop().selections:
+            count += isinstance(selection, FieldNode)
+            inner = getattr(selection, "selection_set", None)
+            if inner is not None:
+                pending.append(inner)
+    if count > limits.max_nodes:
+        raise PlanError([GraphQLError(f"query selects more than the maximum of {limits.max_nodes} fields "
+                                      f"(the document has {count} field selections)",
+                                      extensions={"code": LIMIT_EXCEEDED})])
+
+
+def _validated(schema: GraphQLSchema, document: DocumentNode, variables: Mapping[str, Any] | None,
+               operation_name: str | None, limits: Limits) -> Prepared:
     errors = validate(schema, document, max_errors=20)
     if errors:
-        raise PlanError(errors)
+        raise PlanError(_coded(errors))
     built = Executor.build(schema, document, raw_variable_values=dict(variables or {}), operation_name=operation_name)
     if isinstance(built, list):
-        raise PlanError(built)
+        raise PlanError(_coded(built))
     return Prepared(_Planner(schema, built, limits).operation(), built, document, dict(variables or {}), operation_name)
 
 
@@ -105,11 +156,14 @@ class _Planner:
     def root(self, root_type: GraphQLObjectType, key: str, details: list[FieldDetails]) -> nodes.Root:
         node = details[0].node
         name = node.name.value
+        self.count(details, [key])
         if name == "__typename":
             return nodes.TypenameRoot(key, root_type.name)
         if name in ("__schema", "__type"):
+            meta = self.schema.get_type("__Schema" if name == "__schema" else "__Type")
+            assert isinstance(meta, GraphQLObjectType)
+            self.introspection(meta, details, [key], 1)
             return nodes.IntrospectionRoot(key, tuple(d.node for d in details))
-        self.count(details, [key])
         field = root_type.fields[name]
         args = get_argument_values(field, node, self.ex.variable_values, details[0].fragment_variable_values)
         meaning = descriptor(field)
@@ -155,12 +209,29 @@ class _Planner:
         raise self.error(f"field {name} has no plan", details, path)
 
     # -- selections ----------------------------------------------------------------
+    def introspection(self, obj: GraphQLObjectType, details: list[FieldDetails], path: Sequence[str | int],
+                      depth: int) -> None:
+        """Count an introspection selection's fields and depth as a query's (``ofType`` levels aside)."""
+        if depth > self.limits.max_depth:
+            raise self.error(f"query is nested deeper than the maximum depth of {self.limits.max_depth}",
+                             details, path, LIMIT_EXCEEDED)
+        grouped = collect_subfields(
+            self.schema, self.ex.fragments, self.ex.variable_values, self.ex.operation, obj, details
+        ).grouped_field_set
+        for key, sub in grouped.items():
+            sub_path = [*path, key]
+            self.count(sub, sub_path)
+            name = sub[0].node.name.value
+            target = get_named_type(obj.fields[name].type) if name in obj.fields else None
+            if isinstance(target, GraphQLObjectType):
+                self.introspection(target, sub, sub_path, depth + (name not in _NO_FAN_OUT))
+
     def selection(
         self, entity: Entity, obj: GraphQLObjectType, details: list[FieldDetails], path: Sequence[str | int], depth: int
     ) -> nodes.Selection:
         if depth > self.limits.max_depth:
             raise self.error(f"query is nested deeper than the maximum depth of {self.limits.max_depth}",
-                             details, path)
+                             details, path, LIMIT_EXCEEDED)
         grouped = collect_subfields(
             self.schema, self.ex.fragments, self.ex.variable_values, self.ex.operation, obj, details
         ).grouped_field_set
@@ -202,14 +273,19 @@ class _Planner:
             if value is not None and value < 0:
                 raise self.error(f"`{name}` must not be negative", details, path)
         if limit is not None and self.limits.max_limit is not None and limit > self.limits.max_limit:
-            raise self.error(f"`limit` {limit} exceeds the maximum of {self.limits.max_limit}", details, path)
+            raise self.error(f"`limit` {limit} exceeds the maximum of {self.limits.max_limit}", details, path,
+                             LIMIT_EXCEEDED)
         order = self.order_arg(entity, args.get("orderBy"), details, path)
         selection = self.selection(entity, obj, details, path, depth)
         query = nodes.ListQuery(entity, selection, self.where_arg(entity, args.get("where"), details, path),
                                 order, limit, offset)
         after = args.get("after")
-        if after is not None or (order and nodes.has_cursor(selection)):
-            # Keyset pagination and cursors need a total order: add the primary key.
+        if (after is not None or nodes.has_cursor(selection)) and not entity.primary_key:
+            raise self.error(f"{entity.type_name} has no primary key: no unique order for `after` or `_cursor`",
+                             details, path)  # the schema offers neither; a guard for hand-built plans
+        if after is not None or nodes.has_cursor(selection):
+            # Keyset pagination and cursors need a total order: add the primary key (also with no
+            # orderBy: a first page in heap order followed by pages in key order loses rows).
             query = nodes.ListQuery(entity, selection, query.where, nodes.cursor_keys(query), limit, offset)
         if after is not None:
             values = _decode_cursor(after)
@@ -239,21 +315,25 @@ class _Planner:
         return self.where(entity, value, details, path)
 
     def where(
-        self, entity: Entity, value: Mapping[str, Any], details: list[FieldDetails], path: Sequence[str | int]
+        self, entity: Entity, value: Mapping[str, Any], details: list[FieldDetails], path: Sequence[str | int],
+        depth: int = 1,
     ) -> nodes.Filter:
+        if depth > MAX_FILTER_DEPTH:
+            raise self.error(f"`where` is nested deeper than {MAX_FILTER_DEPTH} levels", details, path,
+                             LIMIT_EXCEEDED)
         items: list[nodes.Filter] = []
         for name, condition in value.items():
             if condition is None:
                 raise self.error(f"filter `{name}` is null; leave it out, or use isNull", details, path)
             if name == "and":
-                items.append(nodes.And(tuple(self.where(entity, c, details, path) for c in condition)))
+                items.append(nodes.And(tuple(self.where(entity, c, details, path, depth + 1) for c in condition)))
             elif name == "or":
-                items.append(nodes.Or(tuple(self.where(entity, c, details, path) for c in condition)))
+                items.append(nodes.Or(tuple(self.where(entity, c, details, path, depth + 1) for c in condition)))
             elif name == "not":
-                items.append(nodes.Not(self.where(entity, condition, details, path)))
+                items.append(nodes.Not(self.where(entity, condition, details, path, depth + 1)))
             elif name in entity.relations:
                 rel = entity.relations[name]
-                items.append(nodes.RelationMatch(rel, self.where(rel.target, condition, details, path)))
+                items.append(nodes.RelationMatch(rel, self.where(rel.target, condition, details, path, depth + 1)))
             else:
                 items.extend(self.column_conditions(entity.column_by_field(name), condition, details, path))
         return items[0] if len(items) == 1 else nodes.And(tuple(items))
@@ -294,11 +374,14 @@ class _Planner:
     def count(self, details: list[FieldDetails], path: Sequence[str | int]) -> None:
         self.nodes += 1
         if self.nodes > self.limits.max_nodes:
-            raise self.error(f"query selects more than the maximum of {self.limits.max_nodes} fields", details, path)
+            raise self.error(f"query selects more than the maximum of {self.limits.max_nodes} fields", details, path,
+                             LIMIT_EXCEEDED)
 
     @staticmethod
-    def error(message: str, details: list[FieldDetails], path: Sequence[str | int]) -> PlanError:
-        return PlanError([GraphQLError(message, [d.node for d in details], path=path)])
+    def error(message: str, details: list[FieldDetails], path: Sequence[str | int], code: str | None = None,
+              ) -> PlanError:
+        extensions = {"code": code} if code else None
+        return PlanError([GraphQLError(message, [d.node for d in details], path=path, extensions=extensions)])
 
 
 def encode_cursor(values: Sequence[str | None]) -> str:

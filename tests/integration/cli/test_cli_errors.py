@@ -46,12 +46,14 @@ def taken_port() -> Iterator[int]:
 
 
 def test_serve_on_an_http_port_in_use(taken_port: int) -> None:
-    done = quiver("serve", "--port", str(taken_port), "--flight-port", str(free_port()), QUIVER_DATABASE_URL=admin_url())
+    done = quiver("serve", "--port", str(taken_port), "--flight-port", str(free_port()),
+                  QUIVER_DATABASE_URL=admin_url())
     one_clear_line(done, "HTTP", f"127.0.0.1:{taken_port}", "in use")
 
 
 def test_serve_on_a_flight_port_in_use(taken_port: int) -> None:
-    done = quiver("serve", "--port", str(free_port()), "--flight-port", str(taken_port), QUIVER_DATABASE_URL=admin_url())
+    done = quiver("serve", "--port", str(free_port()), "--flight-port", str(taken_port),
+                  QUIVER_DATABASE_URL=admin_url())
     one_clear_line(done, "Flight", f"127.0.0.1:{taken_port}", "in use")
 
 
