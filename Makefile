@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) scripts/fetch-graphiql
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -35,6 +36,7 @@ typecheck: $(STAMP)
 
 test: $(STAMP)
 	scripts/install-system-deps
+	$(PY) scripts/fetch-graphiql
 	scripts/services start
 	$(VENV)/bin/ruff check src tests benchmarks scripts
 	$(VENV)/bin/mypy

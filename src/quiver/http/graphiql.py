@@ -1,6 +1,20 @@
-"""The GraphiQL page served to browsers at GET /graphql (assets from a public CDN)."""
+"""The GraphiQL page at GET /graphql, its assets served by the server itself (it works offline).
+
+``scripts/fetch-graphiql`` (run by ``make install``) puts pinned npm builds of React,
+ReactDOM and GraphiQL, with their licences, under ``http/static/graphiql``; ``assets()``
+serves that folder at ``/graphiql``. A bearer token goes in GraphiQL's Headers tab
+(``{"Authorization": "Bearer ..."}``): GraphiQL sends it with every request and keeps it
+in the browser's local storage.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+
+ASSETS = Path(__file__).parent / "static" / "graphiql"
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -8,18 +22,24 @@ PAGE = """<!doctype html>
   <meta charset="utf-8">
   <title>Quiver GraphiQL</title>
   <style>body { margin: 0; height: 100vh; } #graphiql { height: 100vh; }</style>
-  <link rel="stylesheet" href="https://unpkg.com/graphiql@3.8.3/graphiql.min.css">
+  <link rel="stylesheet" href="/graphiql/graphiql/graphiql.min.css">
 </head>
 <body>
-  <div id="graphiql">Loading GraphiQL (needs access to unpkg.com)...</div>
-  <script crossorigin src="https://unpkg.com/react@18.3.1/umd/react.production.min.js"></script>
-  <script crossorigin src="https://unpkg.com/react-dom@18.3.1/umd/react-dom.production.min.js"></script>
-  <script crossorigin src="https://unpkg.com/graphiql@3.8.3/graphiql.min.js"></script>
+  <div id="graphiql">Loading GraphiQL... (if this stays, its assets are not installed: run scripts/fetch-graphiql)</div>
+  <script src="/graphiql/react/react.production.min.js"></script>
+  <script src="/graphiql/react-dom/react-dom.production.min.js"></script>
+  <script src="/graphiql/graphiql/graphiql.min.js"></script>
   <script>
     const fetcher = GraphiQL.createFetcher({ url: window.location.pathname });
-    ReactDOM.createRoot(document.getElementById('graphiql'))
-      .render(React.createElement(GraphiQL, { fetcher, defaultEditorToolsVisibility: true }));
+    ReactDOM.createRoot(document.getElementById('graphiql')).render(React.createElement(GraphiQL, {
+      fetcher, defaultEditorToolsVisibility: true, shouldPersistHeaders: true,
+    }));
   </script>
 </body>
 </html>
 """
+
+
+def assets() -> Mount:
+    """The ``/graphiql`` route of the page's scripts and styles (404s if they were never fetched)."""
+    return Mount("/graphiql", app=StaticFiles(directory=ASSETS, check_dir=False), name="graphiql")
