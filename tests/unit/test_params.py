@@ -42,3 +42,13 @@ def test_placeholder_params_render_for_psycopg() -> None:
     sql = f"SELECT {params.value('50%', TEXT)} LIKE '%'"
     assert PlaceholderParams.render(sql) == "SELECT CAST(%s AS text) LIKE '%%'"
     assert params.values == ["50%"]
+
+
+def test_string_typed_columns_with_an_own_order_compare_in_their_type() -> None:
+    from quiver.sql.expr import compares_in_own_type
+
+    for sql_type in ("inet", "cidr", "money", "macaddr", "bit(3)", "bit varying(8)"):
+        assert compares_in_own_type(PgType(Kind.OTHER, sql_type)), sql_type
+    assert not compares_in_own_type(PgType(Kind.OTHER, "point"))
+    params = SettingParams()
+    assert params.value("10.0.0.1", PgType(Kind.OTHER, "inet")) == "(SELECT CAST(current_setting('quiver.p1') AS inet))"

@@ -50,3 +50,9 @@ def test_bytes_are_base64() -> None:
     assert scalars.Bytes.parse_value("AQI=") == b"\x01\x02"
     with pytest.raises(GraphQLError):
         scalars.Bytes.parse_value("%%%")
+
+
+@pytest.mark.parametrize("scalar", [scalars.Date, scalars.DateTime, scalars.LocalDateTime])
+def test_infinite_dates_are_valid_input_as_the_json_plane_answers_them(scalar: object) -> None:
+    assert scalar.parse_value("infinity") == "infinity"  # type: ignore[attr-defined]
+    assert scalar.parse_value("-infinity") == "-infinity"  # type: ignore[attr-defined]

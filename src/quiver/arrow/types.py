@@ -11,16 +11,20 @@
 | bool | bool |
 | date / time / timestamp / timestamptz | date32 / time64[us] / timestamp[us] / timestamp[us, UTC] |
 | timetz | utf8 (Arrow has no time with offset) |
-| interval | month_day_nano_interval (top level); utf8 ISO 8601 inside nested selections |
+| interval | month_day_nano_interval (top level); utf8 ISO 8601 inside arrays and nested selections |
 | json, jsonb | utf8 JSON text (field metadata ``quiver:type = json``) |
 | bytea | binary |
-| T[] | list<T> |
+| T[] | list<T> (one dimension; a multi-dimensional value is refused: ``UnsupportedValue``) |
 | enum | dictionary<int16, utf8> over the enum's labels, in their order |
 | other types | utf8 text form |
 
 Nested selections: a many-to-one relation is a struct, a one-to-many relation a
 list<struct>; struct fields follow the selection order and use the response keys.
 Nullability comes from the schema: NOT NULL columns are non-nullable fields.
+
+Special values (docs/graphql.md, Special values): float NaN/±Infinity are IEEE values;
+numeric NaN/±Infinity are text in utf8 numerics and refused in decimal128; date and
+timestamp ±infinity (and timestamps beyond timestamp[us]) are refused, naming column and row.
 """
 
 from __future__ import annotations
@@ -67,7 +71,8 @@ def scalar_type(pg_type: PgType, *, nested: bool = False) -> pa.DataType:
 
 
 def column_type(column: Column, *, nested: bool = False) -> pa.DataType:
-    element = scalar_type(column.type, nested=nested)
+    # Arrays travel as JSON lines like nested selections, so their intervals are ISO text too.
+    element = scalar_type(column.type, nested=nested or column.type.is_array)
     return pa.list_(element) if column.type.is_array else element
 
 

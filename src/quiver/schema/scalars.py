@@ -76,7 +76,13 @@ def _parse_uuid(value: Any) -> str:
     raise GraphQLError(f"UUID cannot represent {value!r}.")
 
 
+# PostgreSQL's infinite dates and timestamps: the JSON plane answers them so, and takes them back.
+_INFINITE = ("infinity", "-infinity")
+
+
 def _parse_datetime(value: Any) -> str:
+    if value in _INFINITE:
+        return str(value)
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value)
@@ -88,6 +94,8 @@ def _parse_datetime(value: Any) -> str:
 
 
 def _parse_local_datetime(value: Any) -> str:
+    if value in _INFINITE:
+        return str(value)
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value)
@@ -99,6 +107,8 @@ def _parse_local_datetime(value: Any) -> str:
 
 
 def _parse_date(value: Any) -> str:
+    if value in _INFINITE:
+        return str(value)
     if isinstance(value, str):
         try:
             return date.fromisoformat(value).isoformat()

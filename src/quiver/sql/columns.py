@@ -2,9 +2,9 @@
 
 Top-level columns come back in their own types (ADBC reads them with binary COPY
 into Arrow). A few travel as text and are converted by ``arrow/convert.py``:
-numeric (to decimal128), uuid, enums (to dictionaries), json. Nested relations
-come back as one line of JSON text per row, ``{"v": ...}`` with every leaf as
-PostgreSQL's text form, so that Arrow's native JSON reader turns them into
+numeric (to decimal128), uuid, enums (to dictionaries), json. Nested relations and
+arrays come back as one line of JSON text per row, ``{"v": ...}`` with every leaf as
+text (``_leaf_text``), so that Arrow's native JSON reader turns them into
 structs and lists in C++ without a Python loop per row.
 """
 
@@ -29,23 +29,50 @@ _AS_TEXT = (Kind.NUMERIC, Kind.UUID, Kind.JSON, Kind.ENUM, Kind.OTHER)
 
 
 def column_typed(column: Column, alias: str) -> str:
-    """A top-level column in the form ADBC reads best."""
+    """A top-level column in the form ADBC reads best; arrays as JSON lines (so 2-D arrays are seen)."""
     expr = ref(alias, column)
     kind = column.type.kind
+    if column.type.is_array:
+        return f"CAST(json_build_object('v', {column_text(column, alias)}) AS text) || E'\\n'"
     if kind in _AS_TEXT or (kind is Kind.TIME and "with time zone" in column.type.scalar_sql):
-        return f"CAST({expr} AS text{'[]' if column.type.is_array else ''})"
+        return f"CAST({expr} AS text)"
     return expr
 
 
-def column_text(column: Column, alias: str) -> str:
-    """A nested leaf: PostgreSQL's text form (bytea as base64), arrays as text arrays."""
-    expr = ref(alias, column)
-    if column.type.kind is Kind.BYTEA:
-        if column.type.is_array:
-            return (f"CASE WHEN {expr} IS NULL THEN NULL ELSE ARRAY(SELECT translate(encode(x, 'base64'), "
-                    f"E'\\n', '') FROM unnest({expr}) AS x) END")
+def _leaf_text(expr: str, column: Column) -> str:
+    """One value as text: dates as days and timestamps/times as microseconds since the epoch, bytea as base64.
+
+    Counts (not PostgreSQL's text) so that BC values and times cast exactly in Arrow; ±infinity
+    keeps its text, which ``arrow/convert.py`` refuses by name.
+    """
+    kind = column.type.kind
+    if kind is Kind.BYTEA:
         return f"translate(encode({expr}, 'base64'), E'\\n', '')"
-    return f"CAST({expr} AS text{'[]' if column.type.is_array else ''})"
+    if kind is Kind.DATE:
+        return f"CASE WHEN isfinite({expr}) THEN CAST({expr} - DATE '1970-01-01' AS text) ELSE CAST({expr} AS text) END"
+    micros = f"CAST(CAST(extract(epoch FROM {expr}) * 1000000 AS bigint) AS text)"
+    if kind in (Kind.TIMESTAMP, Kind.TIMESTAMPTZ):
+        return f"CASE WHEN isfinite({expr}) THEN {micros} ELSE CAST({expr} AS text) END"
+    if kind is Kind.TIME and "with time zone" not in column.type.scalar_sql:
+        return micros
+    return f"CAST({expr} AS text)"
+
+
+def column_text(column: Column, alias: str) -> str:
+    """A nested leaf (or an array): text per value (``_leaf_text``), arrays as text arrays.
+
+    A multi-dimensional array keeps its dimensions (nested JSON arrays), which the Arrow
+    JSON reader refuses and ``arrow/convert.py`` reports as unsupported.
+    """
+    expr = ref(alias, column)
+    if not column.type.is_array:
+        return _leaf_text(expr, column)
+    element = _leaf_text('"quiver e"', column)
+    if element == 'CAST("quiver e" AS text)':
+        return f"CAST({expr} AS text[])"
+    return (f"CASE WHEN {expr} IS NULL THEN NULL WHEN array_ndims({expr}) > 1 THEN CAST({expr} AS text[]) "
+            f"ELSE ARRAY(SELECT {element} FROM unnest({expr}) WITH ORDINALITY AS \"quiver u\"(\"quiver e\", "
+            f"\"quiver i\") ORDER BY \"quiver i\") END")
 
 
 def _nested_list(selection: nodes.Selection, entity_alias: str, scope: Scope,

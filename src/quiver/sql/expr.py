@@ -11,6 +11,10 @@ from quiver.sql.params import Params
 
 # Cursor values arrive as PostgreSQL text forms; the comparison casts them to the column type.
 _CURSOR_TEXT = PgType(kind=Kind.TEXT, sql="text")
+# Types Quiver serves as String whose own order (a btree operator class) is not their text order: filters
+# compare in the column's type. Other String-typed types (point, xml, ...) have no such order: text.
+ORDERED_OTHER = frozenset({"inet", "cidr", "money", "macaddr", "macaddr8", "bit", "bit varying", "oid", "pg_lsn",
+                           "xid8", "tsvector", "tsquery", "int2vector", "oidvector"})
 _OPS = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "like": "LIKE", "ilike": "ILIKE"}
 
 
@@ -76,7 +80,7 @@ def _compare(f: nodes.Compare, alias: str, scope: Scope) -> str:
     column = f.column
     left = ref(alias, column)
     sql_type = None
-    if column.type.kind is Kind.OTHER:
+    if column.type.kind is Kind.OTHER and not compares_in_own_type(column.type):
         left, sql_type = f"CAST({left} AS text)", "text"
     if f.op in ("in", "nin"):
         values = scope.params.array(f.value, column.type, sql_type)
@@ -87,6 +91,11 @@ def _compare(f: nodes.Compare, alias: str, scope: Scope) -> str:
     if f.op in ("like", "ilike") and column.type.kind is not Kind.TEXT:
         left, sql_type = f"CAST({left} AS text)", "text"
     return f"{left} {_OPS[f.op]} {scope.params.value(f.value, column.type, sql_type)}"
+
+
+def compares_in_own_type(pg_type: PgType) -> bool:
+    """Whether a String-typed (``Kind.OTHER``) column is filtered in its own type, not as text."""
+    return pg_type.scalar_sql.split("(")[0].strip() in ORDERED_OTHER
 
 
 def join_sql(relation: Relation, source_alias: str, target_alias: str) -> str:

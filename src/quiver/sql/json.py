@@ -43,29 +43,60 @@ class Statement:
     shape: str  # 'rows' (a JSON array of rows), 'one' (first row or null), 'value' (exactly one row)
 
 
+def _iso_json(expr: str, sql_type: str) -> str:
+    """A date or timestamp as JSON: ISO 8601 with astronomical years before year 1 (1 BC is 0000).
+
+    PostgreSQL writes ``0044-03-15 BC``; ISO 8601 has ``-0043-03-15``. ±infinity stay
+    ``"infinity"``/``"-infinity"``. Only BC values take the slow branch.
+    """
+    text = f"CAST(to_json({expr}) AS text)"
+    year = (f"CASE WHEN substr({text}, 2, 4) = '0001' THEN '0000' "
+            f"ELSE '-' || lpad(CAST(CAST(substr({text}, 2, 4) AS integer) - 1 AS text), 4, '0') END")
+    return (f"CASE WHEN {expr} < CAST('0001-01-01' AS {sql_type}) AND isfinite({expr}) "
+            f"THEN CAST('\"' || {year} || substr({text}, 6, length({text}) - 9) || '\"' AS json) "
+            f"ELSE to_json({expr}) END")
+
+
+def _array_json(expr: str, element: str) -> str:
+    """An array as a JSON array of ``element`` (an expression over ``"quiver e"``), keeping 2 dimensions."""
+    def agg(value: str, dim: int, subscript: str) -> str:
+        return (f"(SELECT coalesce(json_agg({value} ORDER BY {subscript}), '[]') "
+                f"FROM generate_subscripts({expr}, {dim}) AS {subscript})")
+
+    one = agg(element.replace('"quiver e"', f'{expr}["quiver i"]'), 1, '"quiver i"')
+    two = agg(agg(element.replace('"quiver e"', f'{expr}["quiver i"]["quiver j"]'), 2, '"quiver j"'), 1, '"quiver i"')
+    return (f"CASE WHEN {expr} IS NULL THEN NULL WHEN array_ndims({expr}) = 2 THEN {two} "
+            f"WHEN array_ndims({expr}) = 1 THEN {one} ELSE to_json({expr}) END")
+
+
+def _element_json(column: Column, value: str) -> str | None:
+    """The JSON of one value when ``to_json`` alone is not the documented form (else None)."""
+    kind = column.type.kind
+    if kind is Kind.BYTEA:
+        return f"to_json(translate(encode({value}, 'base64'), E'\\n', ''))"
+    if kind in (Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ):
+        return _iso_json(value, column.type.scalar_sql)
+    if kind is Kind.ENUM:
+        from quiver.schema.naming import enum_value_names
+
+        renamed = list(enum_value_names(column.type.enum_labels).items())
+        if all(label == name for label, name in renamed):
+            return None
+        cases = " ".join(f"WHEN {literal(label)} THEN {literal(name)}" for label, name in renamed)
+        return f"to_json(CASE CAST({value} AS text) {cases} END)"
+    return None
+
+
 def column_json(column: Column, alias: str) -> str:
     """The expression whose row_to_json rendering is the GraphQL value of ``column``."""
     expr = ref(alias, column)
     kind, is_array = column.type.kind, column.type.is_array
     if kind in (Kind.BIGINT, Kind.NUMERIC, Kind.OTHER):
         return f"CAST({expr} AS text{'[]' if is_array else ''})"
-    if kind is Kind.BYTEA:
-        if is_array:
-            return (f"CASE WHEN {expr} IS NULL THEN NULL ELSE ARRAY(SELECT translate(encode(x, 'base64'), "
-                    f"E'\\n', '') FROM unnest({expr}) AS x) END")
-        return f"translate(encode({expr}, 'base64'), E'\\n', '')"
-    if kind is Kind.ENUM:
-        from quiver.schema.naming import enum_value_names
-
-        renamed = list(enum_value_names(column.type.enum_labels).items())
-        if all(label == name for label, name in renamed):
-            return expr
-        cases = " ".join(f"WHEN {literal(label)} THEN {literal(name)}" for label, name in renamed)
-        if is_array:
-            return (f"CASE WHEN {expr} IS NULL THEN NULL ELSE ARRAY(SELECT CASE CAST(x AS text) {cases} END "
-                    f"FROM unnest({expr}) AS x) END")
-        return f"CASE CAST({expr} AS text) {cases} END"
-    return expr
+    if not is_array:
+        return _element_json(column, expr) or expr
+    element = _element_json(column, '"quiver e"')
+    return expr if element is None else _array_json(expr, element)
 
 
 def select_list(selection: nodes.Selection, entity: Entity, alias: str, scope: Scope,
