@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	$(PY) scripts/fetch-graphiql
+	$(PY) scripts/flightsql-proto
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -37,6 +38,7 @@ typecheck: $(STAMP)
 test: $(STAMP)
 	scripts/install-system-deps
 	$(PY) scripts/fetch-graphiql
+	$(PY) scripts/flightsql-proto
 	scripts/services start
 	$(VENV)/bin/ruff check src tests benchmarks scripts
 	$(VENV)/bin/mypy

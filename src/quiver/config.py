@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     flight_partitions: int = 4  # endpoints GetFlightInfo returns for a whole-entity read
     tokens: list[str] = Field(default_factory=list)  # bearer tokens; empty = no authentication
     metrics_public: bool = False  # with tokens set, /metrics needs one too unless this is true
+    # Signs Flight SQL statement handles (stateless: any replica with the same secret runs them).
+    # Empty: a random secret per process (handles then work only on the server that made them).
+    flightsql_secret: str = ""
     tls_cert: str | None = None  # PEM files: serve Flight over grpc+tls
     tls_key: str | None = None
 

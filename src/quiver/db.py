@@ -17,19 +17,31 @@ import adbc_driver_postgresql.dbapi as adbc
 from adbc_driver_postgresql import StatementOptions
 from psycopg_pool import AsyncConnectionPool
 
+from quiver.errors import Unavailable
+
+
+class PoolExhausted(Unavailable):
+    """Every pooled connection stayed busy for the acquire timeout (DATABASE_UNAVAILABLE: retry)."""
+
 
 class AdbcPool:
-    """A small blocking pool of ADBC connections (used from worker threads)."""
+    """A small blocking pool of ADBC connections (used from worker threads).
 
-    def __init__(self, url: str, size: int) -> None:
+    ``timeout`` bounds the wait for a free connection, so an exhausted pool answers
+    "unavailable" instead of hanging every plane and the health check.
+    """
+
+    def __init__(self, url: str, size: int, timeout: float = 5.0) -> None:
         self.url = url
         self.size = size
+        self.timeout = timeout
         self._idle: queue.LifoQueue[adbc.Connection] = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(size)
 
     def acquire(self) -> adbc.Connection:
-        """Borrow a connection (blocks while all are in use); give it back with ``release``."""
-        self._slots.acquire()
+        """Borrow a connection (waits up to ``timeout`` while all are in use); give it back with ``release``."""
+        if not self._slots.acquire(timeout=self.timeout):
+            raise PoolExhausted(f"all {self.size} database connections stayed busy for {self.timeout:g}s")
         try:
             try:
                 return self._idle.get_nowait()
@@ -80,9 +92,9 @@ def set_batch_bytes(cursor: Any, batch_bytes: int) -> None:
 class Database:
     """Both pools for one database URL."""
 
-    def __init__(self, url: str, pool_size: int = 8) -> None:
+    def __init__(self, url: str, pool_size: int = 8, pool_timeout: float = 5.0) -> None:
         self.url = url
-        self.adbc = AdbcPool(url, pool_size)
+        self.adbc = AdbcPool(url, pool_size, pool_timeout)
         self.psycopg = AsyncConnectionPool(url, min_size=1, max_size=pool_size, open=False)
 
     async def open(self) -> None:

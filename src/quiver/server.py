@@ -67,7 +67,7 @@ class QuiverServer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.db = Database(settings.database_url, settings.pool_size)
+        self.db = Database(settings.database_url, settings.pool_size, settings.pool_timeout_seconds)
         self.endpoint = GraphQLEndpoint(settings, self.db)
         self.flight: QuiverFlightServer | None = None
 

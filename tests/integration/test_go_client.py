@@ -171,3 +171,39 @@ def test_bad_ticket_is_invalid_argument(go_client: Path, secured: Server, ticket
     assert done.returncode != 0
     assert done.stdout == ""
     assert "InvalidArgument" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("ticket", "code"),
+    [
+        ("not json", "InvalidArgument"),
+        ('{"kind":"entity","entity":"nope"}', "NotFound"),
+        ('{"kind":"graphql","query":"{ orders { noSuchField } }"}', "InvalidArgument"),
+        ('{"kind":"entity","entity":"orders","range":[{"a":1},null]}', "InvalidArgument"),
+        # 120 KB: one command-line argument holds at most 128 KiB (300 KB: tests/integration/flight/)
+        ('{"kind":"entity","entity":"' + "x" * 120_000 + '"}', "NotFound"),
+    ],
+)
+def test_refusals_carry_the_code_and_no_traceback(go_client: Path, secured: Server, ticket: str, code: str) -> None:
+    done = run_go(go_client, secured, "-token", TOKEN, "-ticket", ticket)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith(f"quiver-flight-go: {code}: "), done.stderr[:500]
+    assert not any(leak in done.stderr for leak in ("Traceback", ".py", "/work")), done.stderr[:2000]
+    assert len(done.stderr) < 2_000
+
+
+def test_statement_timeout_is_deadline_exceeded(go_client: Path, scratch_url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(scratch_url) as conn:
+        conn.execute("CREATE VIEW slow_view AS SELECT g AS n FROM generate_series(1, 3) g "
+                     "WHERE pg_sleep(8) IS NOT NULL")
+    running = start_server(scratch_url, QUIVER_STATEMENT_TIMEOUT_MS="500")
+    try:
+        for target in (["-ticket", '{"kind":"entity","entity":"slow_view"}'], ["-path", "slow_view"]):
+            done = run_go(go_client, running, *target)
+            assert done.stderr.startswith("quiver-flight-go: DeadlineExceeded: "), done.stderr[:500]
+            assert "statement timeout" in done.stderr
+            assert not any(leak in done.stderr for leak in ("Traceback", ".py", "/work")), done.stderr
+    finally:
+        stop_server(running)

@@ -4,46 +4,134 @@
 events of one entity (or every entity when ``entity`` is omitted) whose outbox ``seq``
 is at least ``from_seq``, in the event schema, through an ephemeral ordered JetStream
 consumer. Without ``follow`` the stream ends once it has caught up; with it, the stream
-stays open and carries new events as they arrive, until the client cancels. Events too large
-for a message are read back from the large-event bucket (``bus.LargeEvents``); one whose object
-is gone ends the stream with that error.
+stays open and carries new events as they arrive, until the client cancels or the server
+stops. Events too large for a message are read back from the large-event bucket
+(``bus.LargeEvents``); one whose object is gone ends the stream with that error.
+
+The connection is bounded (one attempt, no reconnects): an unreachable NATS answers
+UNAVAILABLE at once instead of a stream that never starts. The consumer starts at the first
+stream message that can hold ``from_seq`` (a binary search by stream sequence; a message
+carries a JSON array of events, in outbox order), not at the start of the stream.
+Malformed messages are skipped with a warning.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Generator, Iterator
+import logging
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
+import nats
 import orjson
 import pyarrow as pa
+from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 
 from quiver.arrow.events import events_to_batch
+from quiver.errors import Unavailable
 from quiver.events import bus
 
+log = logging.getLogger("quiver.flight.events")
 LARGE_BATCH_BYTES = 64 << 20  # bytes of large events resolved into one batch (a larger event alone)
 
 
-def event_batches(nats_url: str, topology: bus.Topology, entity: str | None, from_seq: int, follow: bool, *,
-                  batch: int = 200, idle_wait: float = 0.5) -> Generator[pa.RecordBatch, None, None]:
-    """Blocking generator for a Flight stream; closing it closes the consumer."""
-    loop = asyncio.new_event_loop()
-    nc = None
+class EventsUnavailable(Unavailable):
+    """NATS (or its events stream) cannot be reached (UNAVAILABLE: retry)."""
+
+
+async def _quiet(_error: Exception) -> None:
+    """nats-py logs every connection error with a traceback by default; the caller reports it once."""
+
+
+async def _connect(url: str, timeout: float) -> Any:
     try:
-        nc, js = loop.run_until_complete(bus.connect(nats_url, name="quiver-flight-events"))
+        # nats-py can keep retrying a refused first connect despite the options: bound it from outside too.
+        connecting = nats.connect(url, name="quiver-flight-events", allow_reconnect=False, max_reconnect_attempts=0,
+                                  connect_timeout=timeout, error_cb=_quiet)
+        return await asyncio.wait_for(connecting, timeout * 2)
+    except (OSError, NatsError, TimeoutError) as error:
+        reason = type(error).__name__
+        raise EventsUnavailable(f"the event stream is unavailable: cannot reach NATS ({reason})") from None
+
+
+def decode(data: bytes) -> list[dict[str, Any]] | None:
+    """The events of one stream message, or None when it is not a JSON array of events with a ``seq``."""
+    try:
+        events = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(events, list) or not all(isinstance(e, dict) and isinstance(e.get("seq"), int)
+                                               for e in events):
+        return None
+    return events
+
+
+async def start_sequence(js: Any, stream: str, subject: str, from_seq: int) -> int | None:
+    """The stream sequence of the last message (on ``subject``) whose first event is at or before
+    ``from_seq``: the one that can hold it. None: start at the beginning."""
+    if from_seq <= 0:
+        return None
+    info = await js.stream_info(stream)
+    low, high, best = info.state.first_seq, info.state.last_seq, None
+    while low <= high:
+        middle = (low + high) // 2
+        try:
+            message = await js.get_msg(stream, seq=middle, subject=subject, next=True)
+        except NotFoundError:
+            message = None
+        if message is None or message.seq is None or message.seq > high:
+            high = middle - 1
+            continue
+        events = decode(message.data or b"")
+        if events and events[0]["seq"] <= from_seq:
+            best, low = message.seq, message.seq + 1
+        else:  # later, or unreadable: start earlier (more to skip, nothing missed)
+            high = middle - 1
+    return best
+
+
+def open_events(nats_url: str, topology: bus.Topology, entity: str | None, from_seq: int, follow: bool, *,
+                stopped: Callable[[], bool] = lambda: False, batch: int = 200, idle_wait: float = 0.5,
+                connect_timeout: float = 2.0) -> Iterator[pa.RecordBatch]:
+    """Connect and subscribe now (so failures are the RPC's status), then stream; ``stopped`` ends a tail."""
+    loop = asyncio.new_event_loop()
+    try:
+        nc = loop.run_until_complete(_connect(nats_url, connect_timeout))
+    except BaseException:
+        loop.close()
+        raise
+    try:
+        js = nc.jetstream(timeout=10)
         subject = topology.filter(entity)
-        config = ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL,
-                                inactive_threshold=60.0)
+        start = loop.run_until_complete(start_sequence(js, topology.stream, subject, from_seq))
+        policy = {"deliver_policy": DeliverPolicy.ALL} if start is None else {
+            "deliver_policy": DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": start}
+        config = ConsumerConfig(ack_policy=AckPolicy.NONE, inactive_threshold=60.0, **policy)
         subscription = loop.run_until_complete(js.pull_subscribe(subject, stream=topology.stream, config=config))
-        large = bus.LargeEvents(js, topology)
-        while True:
+    except BaseException as error:
+        loop.run_until_complete(nc.close())
+        loop.close()
+        if isinstance(error, NotFoundError):
+            raise EventsUnavailable(f"the event stream {topology.stream!r} does not exist yet") from None
+        raise
+    return _stream(loop, nc, js, topology, subscription, from_seq, follow, stopped, batch, idle_wait)
+
+
+def _stream(loop: asyncio.AbstractEventLoop, nc: Any, js: Any, topology: bus.Topology, subscription: Any,
+            from_seq: int, follow: bool, stopped: Callable[[], bool], batch: int,
+            idle_wait: float) -> Generator[pa.RecordBatch, None, None]:
+    """The batches; closing the generator (a cancelled call) closes the connection."""
+    large = bus.LargeEvents(js, topology)
+    try:
+        while not stopped():
             try:
                 messages = loop.run_until_complete(subscription.fetch(batch, timeout=idle_wait))
             except (TimeoutError, NatsTimeout):
                 messages = []
-            events = [e for m in messages for e in orjson.loads(m.data) if e["seq"] >= from_seq]
+            events = [e for m in messages for e in _events_of(m) if e["seq"] >= from_seq]
             if events:
                 events.sort(key=lambda e: e["seq"])
                 if not any(bus.is_reference(e) for e in events):
@@ -57,10 +145,17 @@ def event_batches(nats_url: str, topology: bus.Topology, entity: str | None, fro
                 if pending == 0:
                     return
     finally:
-        if nc is not None:
-            loop.run_until_complete(nc.close())
+        loop.run_until_complete(nc.close())
         loop.close()
 
+
+def _events_of(message: Any) -> list[dict[str, Any]]:
+    events = decode(message.data)
+    if events is None:
+        log.warning("skipping a malformed event message on %s (stream seq %s)", message.subject,
+                    getattr(message.metadata.sequence, "stream", "?") if message.metadata else "?")
+        return []
+    return events
 
 
 def _by_size(events: list[dict[str, Any]], max_bytes: int) -> Iterator[list[dict[str, Any]]]:

@@ -4,12 +4,16 @@ DoGet takes GraphQL or entity tickets; GetSchema answers with exactly the schema
 DoGet will carry; GetFlightInfo hands out primary-key-range endpoints for
 whole-entity reads; ListFlights lists one dataset per table or view; DoPut ingests
 an Arrow stream with INSERT (so triggers fire); DoAction offers ``health``.
+
+Every RPC converts whatever it raised at its boundary (``flight/status.py``), so a client
+gets a gRPC code it can act on and a short message, never a server traceback.
 """
 
 from __future__ import annotations
 
+import secrets
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -21,32 +25,19 @@ from quiver.arrow.events import EVENT_SCHEMA
 from quiver.auth import BearerMiddlewareFactory
 from quiver.config import Settings
 from quiver.db import AdbcPool
-from quiver.errors import code_for, database_error, sqlstate_of
+from quiver.errors import bounded
 from quiver.events import bus
 from quiver.execute.arrow_plane import ArrowQuery, ArrowRequestError, data_root
 from quiver.flight import tickets
-from quiver.flight.events import event_batches
+from quiver.flight.events import open_events
 from quiver.flight.ingest import IngestError, ingest
+from quiver.flight.sql.service import FlightSql
+from quiver.flight.status import Missing, RequestError, first_then_rest, guarded, guarded_stream, to_status
 from quiver.flight.tickets import EventsTicket
 from quiver.plan import nodes
 from quiver.plan.build import PlanError, prepare
 from quiver.schema.model import Entity, Kind, Model
 from quiver.sql.params import BadValue
-
-_STATUS: dict[str, type[Exception]] = {
-    "STATEMENT_TIMEOUT": flight.FlightTimedOutError,
-    "DATABASE_UNAVAILABLE": flight.FlightUnavailableError,
-    "BAD_USER_INPUT": pa.ArrowInvalid,
-    "CONSTRAINT_VIOLATION": pa.ArrowInvalid,
-    "FORBIDDEN": flight.FlightUnauthorizedError,
-}
-
-
-def flight_error(exc: BaseException) -> Exception:
-    """A database failure as the Flight status a client can act on."""
-    status = _STATUS.get(code_for(sqlstate_of(exc)), flight.FlightInternalError)
-    error: Exception = status(database_error(exc).message)
-    return error
 
 
 class QuiverFlightServer(flight.FlightServerBase):  # type: ignore[misc]
@@ -64,17 +55,19 @@ class QuiverFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         self.schema = schema
         self.model = model
         self.pool = pool
-        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()  # ends live event tails, which shutdown would wait for
+        secret = settings.flightsql_secret.encode() or secrets.token_bytes(32)
+        self.sql = FlightSql(pool, settings, secret)  # Flight SQL's commands, tickets and actions
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self.serve, name="quiver-flight", daemon=True)
-        self._thread.start()
+        """Nothing to start: gRPC listens from construction. ``serve()`` would only wait, and it makes
+        SIGTERM shut Flight down first, waiting for live event tails before the signal reaches uvicorn
+        (pyarrow registers its own shutdown on SIGINT/SIGTERM when Python handlers are set)."""
 
     def stop(self) -> None:
+        self._stopping.set()  # ends live event tails, which shutdown() waits for
         self.shutdown()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
 
     # -- resolving requests -----------------------------------------------------------
     def entity(self, name: str) -> Entity:
@@ -84,7 +77,7 @@ class QuiverFlightServer(flight.FlightServerBase):  # type: ignore[misc]
             for entity in self.model.entities.values():
                 if getattr(entity, key) == name:
                     return entity
-        raise KeyError(f"no table or view named {name!r}")
+        raise Missing(f"not found: no table or view named {bounded(name)!r}")
 
     def resolve(self, ticket: Any) -> ArrowQuery:
         try:
@@ -94,59 +87,55 @@ class QuiverFlightServer(flight.FlightServerBase):  # type: ignore[misc]
                 return ArrowQuery.compile(data_root(prepared.operation))
             return ArrowQuery.compile(entity_root(self.entity(ticket.entity), ticket.range))
         except PlanError as error:
-            raise pa.ArrowInvalid("; ".join(e.message for e in error.errors)) from None
+            raise RequestError("; ".join(e.message for e in error.errors)) from None
         except (ArrowRequestError, BadValue, tickets.TicketError) as error:
-            raise pa.ArrowInvalid(str(error)) from None
-        except KeyError as error:
-            raise KeyError(f"not found: {error.args[0]}") from None
+            raise RequestError(str(error)) from None
 
     def from_descriptor(self, descriptor: flight.FlightDescriptor) -> Any:
         if descriptor.descriptor_type == flight.DescriptorType.PATH:
             if len(descriptor.path) != 1:
-                raise pa.ArrowInvalid("a path descriptor names one table or view")
-            return tickets.EntityTicket(descriptor.path[0].decode())
-        try:
-            return tickets.parse(descriptor.command)
-        except tickets.TicketError as error:
-            raise pa.ArrowInvalid(str(error)) from None
+                raise RequestError("a path descriptor names one table or view")
+            return tickets.EntityTicket(descriptor.path[0].decode(errors="replace"))
+        return tickets.parse(descriptor.command)
 
-    # -- RPCs ---------------------------------------------------------------------------
+    # -- RPCs: each converts what it raised into a clean status ---------------------------
     def do_get(self, context: Any, ticket: flight.Ticket) -> flight.FlightDataStream:
-        try:
-            parsed = tickets.parse(ticket.ticket)
-        except tickets.TicketError as error:
-            raise pa.ArrowInvalid(str(error)) from None
+        if FlightSql.handles(ticket.ticket):
+            return self.sql.do_get(context, ticket)
+        return guarded(lambda: self._do_get(context, ticket))
+
+    def _do_get(self, context: Any, ticket: flight.Ticket) -> flight.FlightDataStream:
+        parsed = tickets.parse(ticket.ticket)
         options = pa.ipc.IpcWriteOptions(compression=parsed.compression)
         if isinstance(parsed, EventsTicket):
             topology = bus.Topology(self.settings.events_namespace)
-            stream = event_batches(self.settings.nats_url, topology, parsed.entity, parsed.from_seq, parsed.follow)
-            return flight.RecordBatchStream(pa.RecordBatchReader.from_batches(EVENT_SCHEMA, stream), options=options)
+            stream = open_events(self.settings.nats_url, topology, parsed.entity, parsed.from_seq, parsed.follow,
+                                 stopped=lambda: self._stopping.is_set() or bool(context.is_cancelled()))
+            reader = pa.RecordBatchReader.from_batches(EVENT_SCHEMA, guarded_stream(stream, midstream=True))
+            return flight.RecordBatchStream(reader, options=options)
         query = self.resolve(parsed)
         # RecordBatchStream (unlike GeneratorStream) writes dictionary batches for enum columns.
-        reader = pa.RecordBatchReader.from_batches(query.schema, self._guarded(query))
-        return flight.RecordBatchStream(reader, options=options)
-
-    def _guarded(self, query: ArrowQuery) -> Generator[pa.RecordBatch, None, None]:
-        batches = query.batches(self.pool, self.settings)
-        try:
-            while True:
-                try:
-                    batch = next(batches)
-                except StopIteration:
-                    return
-                except Exception as exc:  # noqa: BLE001 - mapped to a Flight status
-                    raise flight_error(exc) from None
-                yield batch
-        finally:
-            batches.close()  # a client that went away cancels the PostgreSQL statement
+        # Closing the stream closes the batches: a client that went away cancels the statement.
+        batches = first_then_rest(query.batches(self.pool, self.settings))
+        return flight.RecordBatchStream(pa.RecordBatchReader.from_batches(query.schema, batches), options=options)
 
     def get_schema(self, context: Any, descriptor: flight.FlightDescriptor) -> flight.SchemaResult:
+        if _is_sql(descriptor):
+            return self.sql.get_schema(context, descriptor)
+        return guarded(lambda: self._get_schema(descriptor))
+
+    def _get_schema(self, descriptor: flight.FlightDescriptor) -> flight.SchemaResult:
         ticket = self.from_descriptor(descriptor)
         if isinstance(ticket, EventsTicket):
             return flight.SchemaResult(EVENT_SCHEMA)
         return flight.SchemaResult(self.resolve(ticket).schema)
 
     def get_flight_info(self, context: Any, descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
+        if _is_sql(descriptor):
+            return self.sql.get_flight_info(context, descriptor)
+        return guarded(lambda: self._get_flight_info(descriptor))
+
+    def _get_flight_info(self, descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
         ticket = self.from_descriptor(descriptor)
         if isinstance(ticket, EventsTicket):
             endpoint = flight.FlightEndpoint(ticket.encode(), [])
@@ -164,12 +153,15 @@ class QuiverFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         return flight.FlightInfo(query.schema, descriptor, [flight.FlightEndpoint(ticket_bytes, [])], -1, -1)
 
     def partitions(self, entity: Entity) -> tuple[list[tuple[Any, Any] | None], int]:
-        """Contiguous primary-key ranges of about equal size, and the exact row count."""
+        """Contiguous primary-key ranges of about equal size, and the exact row count (within the timeout)."""
         pk = entity.primary_key
         conn = self.pool.acquire()
         ok = False
         try:
             cursor = conn.cursor()
+            cursor.execute("SELECT set_config('statement_timeout', $1, true)",
+                           (str(self.settings.statement_timeout_ms),))
+            cursor.fetchall()
             if len(pk) == 1 and entity.columns[pk[0]].type.kind in (Kind.INT, Kind.BIGINT):
                 column = f'"{pk[0]}"'
                 cursor.execute(f"SELECT min({column}), max({column}), count(*) FROM {entity.qualified}")
@@ -180,8 +172,6 @@ class QuiverFlightServer(flight.FlightServerBase):  # type: ignore[misc]
             conn.rollback()
             cursor.close()
             ok = True
-        except Exception as exc:  # noqa: BLE001
-            raise flight_error(exc) from None
         finally:
             self.pool.release(conn, ok)
         parts = max(1, self.settings.flight_partitions)
@@ -193,6 +183,9 @@ class QuiverFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         return [(edges[i], edges[i + 1]) for i in range(parts)], int(count)
 
     def list_flights(self, context: Any, criteria: bytes) -> Iterator[flight.FlightInfo]:
+        return guarded_stream(self._list_flights())
+
+    def _list_flights(self) -> Iterator[flight.FlightInfo]:
         for entity in self.model.entities.values():
             query = ArrowQuery.compile(entity_root(entity, None))
             descriptor = flight.FlightDescriptor.for_path(entity.list_field)
@@ -201,44 +194,54 @@ class QuiverFlightServer(flight.FlightServerBase):  # type: ignore[misc]
 
     def do_put(self, context: Any, descriptor: flight.FlightDescriptor, reader: flight.MetadataRecordBatchReader,
                writer: flight.FlightMetadataWriter) -> None:
+        if _is_sql(descriptor):
+            self.sql.do_put(context, descriptor, reader, writer)
+            return
+        guarded(lambda: self._do_put(descriptor, reader, writer))
+
+    def _do_put(self, descriptor: flight.FlightDescriptor, reader: flight.MetadataRecordBatchReader,
+                writer: flight.FlightMetadataWriter) -> None:
         ticket = self.from_descriptor(descriptor)
         if not isinstance(ticket, tickets.EntityTicket):
-            raise pa.ArrowInvalid("DoPut takes a table: a path descriptor or an entity command")
-        try:
-            entity = self.entity(ticket.entity)
-        except KeyError as error:
-            raise KeyError(f"not found: {error.args[0]}") from None
+            raise RequestError("DoPut takes a table: a path descriptor or an entity command")
+        entity = self.entity(ticket.entity)
         if not entity.writable:
-            raise pa.ArrowInvalid(f"{entity.name} is a view; DoPut writes tables")
+            raise RequestError(f"{entity.name} is a view; DoPut writes tables")
         try:
             count = ingest(self.pool, entity, reader.to_reader(), self.settings.statement_timeout_ms)
         except IngestError as error:
-            raise pa.ArrowInvalid(str(error)) from None
-        except Exception as exc:  # noqa: BLE001
-            raise flight_error(exc) from None
+            raise RequestError(str(error)) from None
         writer.write(pa.py_buffer(orjson.dumps({"rows": count})))
 
     def do_action(self, context: Any, action: flight.Action) -> Iterator[bytes]:
-        if action.type == "health":
-            conn = self.pool.acquire()
-            ok = False
-            try:
+        if FlightSql.handles_action(action.type):
+            return self.sql.do_action(context, action)
+        return guarded_stream(self._do_action(action))
+
+    def _do_action(self, action: flight.Action) -> Iterator[bytes]:
+        if action.type != "health":
+            raise RequestError(f"unknown action {bounded(action.type)!r}; try 'health'")
+        try:
+            with self.pool.connection() as conn:
                 cursor = conn.cursor()
                 cursor.execute("SELECT 1")
                 cursor.fetchall()
                 cursor.close()
                 conn.rollback()
-                ok = True
-            except Exception as exc:  # noqa: BLE001
-                raise flight.FlightUnavailableError(f"database unavailable: {exc}") from None
-            finally:
-                self.pool.release(conn, ok)
-            yield orjson.dumps({"status": "ok", "database": True})
-            return
-        raise pa.ArrowInvalid(f"unknown action {action.type!r}; try 'health'")
+        except Exception as exc:  # noqa: BLE001 - any failure means the database is not there for us
+            status = to_status(exc)
+            if not isinstance(status, flight.FlightUnavailableError):
+                status = flight.FlightUnavailableError(f"database unavailable: {status}")
+            raise status from None
+        yield orjson.dumps({"status": "ok", "database": True})
 
     def list_actions(self, context: Any) -> list[tuple[str, str]]:
-        return [("health", "Checks the database; returns {\"status\": \"ok\"}.")]
+        return [("health", "Checks the database; returns {\"status\": \"ok\"}."), *self.sql.list_actions()]
+
+
+def _is_sql(descriptor: flight.FlightDescriptor) -> bool:
+    """A Flight SQL command (a protobuf ``Any``), not one of Quiver's JSON commands or a path."""
+    return descriptor.descriptor_type == flight.DescriptorType.CMD and FlightSql.handles(descriptor.command)
 
 
 def entity_root(entity: Entity, bounds: tuple[Any, Any] | None) -> nodes.ListRoot:
@@ -247,7 +250,7 @@ def entity_root(entity: Entity, bounds: tuple[Any, Any] | None) -> nodes.ListRoo
     where: nodes.Filter | None = None
     if bounds is not None:
         if len(entity.primary_key) != 1:
-            raise pa.ArrowInvalid("ranges need a single-column primary key")
+            raise RequestError("ranges need a single-column primary key")
         pk = entity.columns[entity.primary_key[0]]
         conditions: list[nodes.Filter] = []
         if bounds[0] is not None:

@@ -7,6 +7,9 @@
 * ``{"kind": "events", "entity": "orders", "from_seq": 0, "follow": true}`` — the event
   stream of one entity (or all), served by ``flight/events.py``.
 
+Each kind is validated by a strict pydantic model (no coercion, no unknown fields), so a
+malformed ticket is a ``TicketError`` naming the field, never a TypeError further on.
+
 The same JSON is accepted as ``FlightDescriptor.cmd``; a path descriptor ``[name]``
 means the entity ``name``.
 """
@@ -14,9 +17,12 @@ means the entity ``name``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
+
+from quiver.errors import bounded
 
 COMPRESSIONS = ("lz4", "zstd")
 
@@ -79,45 +85,67 @@ class EventsTicket:
 
 Ticket = GraphQLTicket | EntityTicket | EventsTicket
 
+Bound = Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)] | None
+Compression = Literal["lz4", "zstd"] | None
 
-def parse_events(body: dict[str, Any], compression: str | None) -> EventsTicket:
-    entity, from_seq, follow = body.get("entity"), body.get("from_seq", 0), body.get("follow", False)
-    if entity is not None and not isinstance(entity, str):
-        raise TicketError("`entity` must be a string")
-    if not isinstance(from_seq, int) or isinstance(from_seq, bool) or from_seq < 0:
-        raise TicketError("`from_seq` must be a non-negative integer")
-    if not isinstance(follow, bool):
-        raise TicketError("`follow` must be true or false")
-    return EventsTicket(entity, from_seq, follow, compression)
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    kind: str
+    compression: Compression = None
+
+
+class _GraphQL(_Body):
+    query: Annotated[StrictStr, Field(min_length=1)]
+    variables: dict[str, Any] | None = None
+    operationName: StrictStr | None = None  # the GraphQL-over-HTTP spelling
+
+
+class _Entity(_Body):
+    entity: StrictStr
+    range: Annotated[list[Bound], Field(min_length=2, max_length=2)] | None = None  # [low, high]
+
+
+class _Events(_Body):
+    entity: StrictStr | None = None
+    from_seq: Annotated[StrictInt, Field(ge=0, le=2**63 - 1)] = 0
+    follow: StrictBool = False
+
+
+_MODELS: dict[str, type[_Body]] = {"graphql": _GraphQL, "entity": _Entity, "events": _Events}
+
+
+def _problem(error: ValidationError) -> str:
+    """The first validation failure, naming the field; never the (maybe huge) input itself."""
+    first = error.errors(include_input=False, include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "ticket"
+    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return bounded(f"invalid ticket: `{where}`: {first['msg']}{more}")
 
 
 def parse(raw: bytes) -> Ticket:
+    """A ticket or descriptor command; ``TicketError`` says what is wrong with it."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
-        raise TicketError(f"ticket is not JSON: {error}") from None
+        raise TicketError(bounded(f"ticket is not JSON: {error}")) from None
     if not isinstance(body, dict):
         raise TicketError("ticket must be a JSON object with a `kind`")
-    compression = body.get("compression")
-    if compression is not None and compression not in COMPRESSIONS:
-        raise TicketError(f"`compression` must be one of {', '.join(COMPRESSIONS)}")
     kind = body.get("kind")
-    if kind == "graphql":
-        query, variables, name = body.get("query"), body.get("variables") or {}, body.get("operationName")
-        if not isinstance(query, str) or not query.strip():
-            raise TicketError("a graphql ticket needs a `query` string")
-        if not isinstance(variables, dict):
-            raise TicketError("`variables` must be an object")
-        if name is not None and not isinstance(name, str):
-            raise TicketError("`operationName` must be a string")
-        return GraphQLTicket(query, variables, name, compression)
-    if kind == "entity":
-        entity, bounds = body.get("entity"), body.get("range")
-        if not isinstance(entity, str):
-            raise TicketError("an entity ticket needs an `entity` name")
-        if bounds is not None and (not isinstance(bounds, list) or len(bounds) != 2):
-            raise TicketError("`range` must be [low, high]")
-        return EntityTicket(entity, tuple(bounds) if bounds is not None else None, compression)
-    if kind == "events":
-        return parse_events(body, compression)
-    raise TicketError(f"unknown ticket kind {kind!r}; expected 'graphql', 'entity' or 'events'")
+    model = _MODELS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        raise TicketError(f"unknown ticket kind {bounded(kind)}; expected 'graphql', 'entity' or 'events'")
+    query = body.get("query")
+    if model is _GraphQL and (not isinstance(query, str) or not query.strip()):
+        raise TicketError("a graphql ticket needs a `query` string")
+    try:
+        valid = model.model_validate(body)
+    except ValidationError as error:
+        raise TicketError(_problem(error)) from None
+    if isinstance(valid, _GraphQL):
+        return GraphQLTicket(valid.query, dict(valid.variables or {}), valid.operationName, valid.compression)
+    if isinstance(valid, _Entity):
+        bounds = (valid.range[0], valid.range[1]) if valid.range is not None else None
+        return EntityTicket(valid.entity, bounds, valid.compression)
+    assert isinstance(valid, _Events)
+    return EventsTicket(valid.entity, valid.from_seq, valid.follow, valid.compression)

@@ -1,0 +1,167 @@
+"""The Flight SQL handlers Quiver's Flight server delegates to: the narrow interface for wiring.
+
+Statements are stateless (see handles.py): GetFlightInfo describes the query and returns one
+endpoint whose ticket carries the signed statement; DoGet runs it read-only. Metadata commands
+travel as their own ticket and are answered from pg_catalog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.flight as flight
+from google.protobuf.message import Message
+
+from quiver.config import Settings
+from quiver.db import AdbcPool
+from quiver.flight.sql import protocol
+from quiver.flight.sql.catalog import Catalog
+from quiver.flight.sql.errors import to_flight
+from quiver.flight.sql.handles import HandleError, Signer, Statement
+from quiver.flight.sql.protocol import pb
+from quiver.flight.sql.query import ReadOnly, TooManyRows
+from quiver.flight.sql.results import metadata_schema, metadata_table
+from quiver.flight.status import InvalidArgument
+
+ACTIONS = [
+    ("CreatePreparedStatement", "Describes a query; returns a stateless, signed prepared-statement handle."),
+    ("ClosePreparedStatement", "Releases a prepared statement (handles are stateless: nothing to release)."),
+    ("CancelFlightInfo", "Answers NOT_CANCELLABLE: a query runs only in its DoGet; closing that stream cancels it."),
+]
+# Flight.proto CancelFlightInfoResult {CancelStatus status = 1}, status CANCEL_STATUS_NOT_CANCELLABLE = 3:
+# field 1, varint wire type (0x08), value 3.
+NOT_CANCELLABLE = b"\x08\x03"
+
+
+class FlightSql:
+    """Flight SQL over ``pool``; ``secret`` signs statement handles (the same on every replica)."""
+
+    def __init__(self, pool: AdbcPool, settings: Settings, secret: bytes) -> None:
+        self.read = ReadOnly(pool, settings.statement_timeout_ms, settings.arrow_batch_bytes)
+        self.catalog = Catalog(self.read)
+        self.signer = Signer(secret)
+
+    # -- routing ------------------------------------------------------------------------
+    @staticmethod
+    def handles(command: bytes) -> bool:
+        """Whether a descriptor's command or a ticket is Flight SQL's (a packed Any), not Quiver's JSON."""
+        return protocol.is_flight_sql(command)
+
+    @staticmethod
+    def handles_action(action_type: str) -> bool:
+        return action_type in {name for name, _ in ACTIONS}
+
+    def list_actions(self) -> list[tuple[str, str]]:
+        return list(ACTIONS)
+
+    # -- RPCs ---------------------------------------------------------------------------
+    def get_flight_info(self, context: Any, descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
+        try:
+            command = protocol.unpack(descriptor.command)
+            schema = self._schema(command)
+            if isinstance(command, pb.CommandStatementQuery | pb.CommandPreparedStatementQuery):
+                ticket = protocol.pack(pb.TicketStatementQuery(statement_handle=self._handle(command)))
+            else:
+                ticket = descriptor.command
+        except Exception as exc:  # noqa: BLE001 - every failure leaves as a clean status
+            raise _status(exc) from None
+        return flight.FlightInfo(schema, descriptor, [flight.FlightEndpoint(ticket, [])], -1, -1)
+
+    def get_schema(self, context: Any, descriptor: flight.FlightDescriptor) -> flight.SchemaResult:
+        try:
+            return flight.SchemaResult(self._schema(protocol.unpack(descriptor.command)))
+        except Exception as exc:  # noqa: BLE001
+            raise _status(exc) from None
+
+    def do_get(self, context: Any, ticket: flight.Ticket) -> flight.FlightDataStream:
+        try:
+            command = protocol.unpack(ticket.ticket)
+            if isinstance(command, pb.TicketStatementQuery):
+                statement = self.signer.decode(command.statement_handle)
+                schema, batches = self.read.batches(statement.sql, statement.parameters)
+                reader = pa.RecordBatchReader.from_batches(schema, _guarded(batches))
+                return flight.RecordBatchStream(reader)
+            return flight.RecordBatchStream(metadata_table(self.catalog, command))
+        except Exception as exc:  # noqa: BLE001
+            raise _status(exc) from None
+
+    def do_put(self, context: Any, descriptor: flight.FlightDescriptor, reader: flight.MetadataRecordBatchReader,
+               writer: flight.FlightMetadataWriter) -> None:
+        """Binds parameters to a prepared query: answers with the handle that now carries them."""
+        try:
+            command = protocol.unpack(descriptor.command)
+            if not isinstance(command, pb.CommandPreparedStatementQuery):
+                raise InvalidArgument("Quiver's Flight SQL is read-only: DoPut only binds prepared-query parameters")
+            statement = self.signer.decode(command.prepared_statement_handle)
+            table = reader.read_all()
+            batch = table.combine_chunks().to_batches()[0] if table.num_rows else None
+            handle = self.signer.encode(Statement(statement.sql, batch))
+            result = pb.DoPutPreparedStatementResult(prepared_statement_handle=handle)
+        except Exception as exc:  # noqa: BLE001
+            raise _status(exc) from None
+        writer.write(pa.py_buffer(result.SerializeToString()))
+
+    def do_action(self, context: Any, action: flight.Action) -> Iterator[bytes]:
+        try:
+            body = action.body.to_pybytes() if action.body is not None else b""
+            if action.type == "CreatePreparedStatement":
+                request = _request(pb.ActionCreatePreparedStatementRequest, body)
+                result = pb.ActionCreatePreparedStatementResult(
+                    prepared_statement_handle=self.signer.encode(Statement(request.query)),
+                    dataset_schema=self.read.schema(request.query).serialize().to_pybytes(),
+                    parameter_schema=self.read.parameter_schema(request.query).serialize().to_pybytes(),
+                )
+                return iter([protocol.pack(result)])
+            if action.type == "ClosePreparedStatement":
+                self.signer.decode(_request(pb.ActionClosePreparedStatementRequest, body).prepared_statement_handle)
+                return iter([])
+            if action.type == "CancelFlightInfo":
+                return iter([NOT_CANCELLABLE])
+            raise InvalidArgument(f"unknown Flight SQL action {action.type!r}")
+        except Exception as exc:  # noqa: BLE001
+            raise _status(exc) from None
+
+    # -- helpers --------------------------------------------------------------------------
+    def _handle(self, command: Message) -> bytes:
+        if isinstance(command, pb.CommandStatementQuery):
+            if command.transaction_id:
+                raise InvalidArgument("Quiver's Flight SQL has no transactions")
+            return self.signer.encode(Statement(command.query))
+        assert isinstance(command, pb.CommandPreparedStatementQuery)
+        self.signer.decode(command.prepared_statement_handle)
+        return bytes(command.prepared_statement_handle)
+
+    def _schema(self, command: Message) -> pa.Schema:
+        if isinstance(command, pb.CommandStatementQuery):
+            return self.read.schema(command.query)
+        if isinstance(command, pb.CommandPreparedStatementQuery):
+            return self.read.schema(self.signer.decode(command.prepared_statement_handle).sql)
+        return metadata_schema(command)
+
+
+def _request(cls: type[protocol.M], body: bytes) -> protocol.M:
+    """An action body: a packed Any per the spec (some clients send the bare message)."""
+    if protocol.is_flight_sql(body):
+        found = protocol.unpack(body)
+        if isinstance(found, cls):
+            return found
+    return protocol.parse(cls, body)
+
+
+def _status(exc: BaseException) -> Exception:
+    if isinstance(exc, protocol.ProtocolError | HandleError | TooManyRows):
+        return InvalidArgument(str(exc))
+    return to_flight(exc)
+
+
+def _guarded(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    try:
+        yield from batches
+    except Exception as exc:  # noqa: BLE001 - mid-stream failures leave as clean statuses
+        raise to_flight(exc) from None
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
