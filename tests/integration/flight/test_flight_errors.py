@@ -6,6 +6,7 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterator
 
+import httpx
 import orjson
 import psycopg
 import pyarrow as pa
@@ -117,6 +118,13 @@ def test_an_exhausted_pool_is_unavailable(slow_url: str) -> None:
                      lambda: list(client.do_action(flight.Action("health", b""), options)),
                      lambda: client.get_flight_info(flight.FlightDescriptor.for_path("orders"), options)):
             assert "database connections stayed busy" in refused(call, flight.FlightUnavailableError)
+        with httpx.Client(base_url=running.url, timeout=30) as http:  # HTTP shares the pool: 503, retryable
+            for accept in ("application/json", "application/vnd.apache.arrow.stream"):
+                answer = http.post("/graphql", json={"query": "{ orders(limit: 1) { id } }"},
+                                   headers={"accept": accept})
+                assert answer.status_code == 503, (accept, answer.status_code, answer.text[:300])
+                assert answer.json()["errors"][0]["extensions"]["code"] == "DATABASE_UNAVAILABLE"
+                assert "database connections stayed busy" in answer.text
         holder.join(timeout=30)
         assert list(client.do_action(flight.Action("health", b"")))
     finally:
