@@ -50,8 +50,7 @@ LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
 _LIMIT_MESSAGES = ("tokens. Parsing aborted", "nested too deeply", "Maximum introspection depth exceeded")
 # Boolean and relation filters nest; deeper than this is no hand-written filter and risks recursion limits.
 MAX_FILTER_DEPTH = 32
-# ``ofType`` follows one type's wrappers (NON_NULL, LIST): one object per level, no fan-out,
-# and the standard introspection query nests it 9 levels deep; it does not count as depth.
+# ``ofType`` follows one type's wrappers, no fan-out; introspection nests it 9 deep: it adds no depth.
 _NO_FAN_OUT = frozenset({"ofType"})
 
 
@@ -209,12 +208,15 @@ class _Planner:
         raise self.error(f"field {name} has no plan", details, path)
 
     # -- selections ----------------------------------------------------------------
-    def introspection(self, obj: GraphQLObjectType, details: list[FieldDetails], path: Sequence[str | int],
-                      depth: int) -> None:
-        """Count an introspection selection's fields and depth as a query's (``ofType`` levels aside)."""
+    def check_depth(self, depth: int, details: list[FieldDetails], path: Sequence[str | int]) -> None:
         if depth > self.limits.max_depth:
             raise self.error(f"query is nested deeper than the maximum depth of {self.limits.max_depth}",
                              details, path, LIMIT_EXCEEDED)
+
+    def introspection(self, obj: GraphQLObjectType, details: list[FieldDetails], path: Sequence[str | int],
+                      depth: int) -> None:
+        """Count an introspection selection's fields and depth as a query's (``ofType`` levels aside)."""
+        self.check_depth(depth, details, path)
         grouped = collect_subfields(
             self.schema, self.ex.fragments, self.ex.variable_values, self.ex.operation, obj, details
         ).grouped_field_set
@@ -229,9 +231,7 @@ class _Planner:
     def selection(
         self, entity: Entity, obj: GraphQLObjectType, details: list[FieldDetails], path: Sequence[str | int], depth: int
     ) -> nodes.Selection:
-        if depth > self.limits.max_depth:
-            raise self.error(f"query is nested deeper than the maximum depth of {self.limits.max_depth}",
-                             details, path, LIMIT_EXCEEDED)
+        self.check_depth(depth, details, path)
         grouped = collect_subfields(
             self.schema, self.ex.fragments, self.ex.variable_values, self.ex.operation, obj, details
         ).grouped_field_set
