@@ -24,10 +24,11 @@ class HandleError(ValueError):
 
 @dataclass(frozen=True)
 class Statement:
-    """A query and, once DoPut bound them, its parameter rows."""
+    """A query, once DoPut bound them its parameter rows, and in a ticket the run id CancelFlightInfo names."""
 
     sql: str
     parameters: pa.RecordBatch | None = None
+    run: str = ""
 
 
 def _ipc(batch: pa.RecordBatch) -> bytes:
@@ -57,6 +58,8 @@ class Signer:
         body: dict[str, str] = {"sql": statement.sql}
         if statement.parameters is not None:
             body["parameters"] = base64.b64encode(_ipc(statement.parameters)).decode()
+        if statement.run:
+            body["run"] = statement.run
         payload = orjson.dumps(body)
         return VERSION + self._mac(payload) + payload
 
@@ -68,4 +71,5 @@ class Signer:
             raise HandleError("statement handle signature does not match (another server secret?)")
         body = orjson.loads(payload)
         parameters = body.get("parameters")
-        return Statement(body["sql"], None if parameters is None else _batch(base64.b64decode(parameters)))
+        batch = None if parameters is None else _batch(base64.b64decode(parameters))
+        return Statement(body["sql"], batch, str(body.get("run", "")))

@@ -8,7 +8,7 @@ refused) become the RPC's status rather than a broken stream.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import pyarrow as pa
@@ -72,10 +72,17 @@ class ReadOnly:
         finally:
             self._end(conn, cursor, ok)
 
-    def batches(self, sql: str, parameters: pa.RecordBatch | None) -> tuple[pa.Schema, Generator[pa.RecordBatch]]:
-        """The result's schema and its batches; the statement starts before this returns (errors raise here)."""
+    def batches(self, sql: str, parameters: pa.RecordBatch | None,
+                started: Callable[[Callable[[], None]], None] | None = None,
+                ) -> tuple[pa.Schema, Generator[pa.RecordBatch]]:
+        """The result's schema and its batches; the statement starts before this returns (errors raise here).
+
+        ``started`` receives the function that cancels the statement, from any thread, before it runs.
+        """
         conn, cursor = self._begin()
         try:
+            if started is not None:
+                started(cursor.adbc_cancel)
             if parameters is not None and parameters.num_columns:
                 if parameters.num_rows != 1:
                     raise TooManyRows(f"a query binds one row of parameters, not {parameters.num_rows}")

@@ -7,6 +7,7 @@ travel as their own ticket and are answered from pg_catalog.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,16 +24,16 @@ from quiver.flight.sql.handles import HandleError, Signer, Statement
 from quiver.flight.sql.protocol import pb
 from quiver.flight.sql.query import ReadOnly, TooManyRows
 from quiver.flight.sql.results import metadata_schema, metadata_table
+from quiver.flight.sql.runs import NOT_CANCELLABLE, Cancelled, Runs
 from quiver.flight.status import InvalidArgument
 
 ACTIONS = [
     ("CreatePreparedStatement", "Describes a query; returns a stateless, signed prepared-statement handle."),
     ("ClosePreparedStatement", "Releases a prepared statement (handles are stateless: nothing to release)."),
-    ("CancelFlightInfo", "Answers NOT_CANCELLABLE: a query runs only in its DoGet; closing that stream cancels it."),
+    ("CancelFlightInfo", "Cancels the PostgreSQL statement a FlightInfo's ticket runs (or will run) here."),
+    ("CancelQuery", "The deprecated Flight SQL form of CancelFlightInfo."),
 ]
-# Flight.proto CancelFlightInfoResult {CancelStatus status = 1}, status CANCEL_STATUS_NOT_CANCELLABLE = 3:
-# field 1, varint wire type (0x08), value 3.
-NOT_CANCELLABLE = b"\x08\x03"
+CANCELLED_MESSAGE = "the query was cancelled (CancelFlightInfo)"
 
 
 class FlightSql:
@@ -42,6 +43,7 @@ class FlightSql:
         self.read = ReadOnly(pool, settings.statement_timeout_ms, settings.arrow_batch_bytes)
         self.catalog = Catalog(self.read)
         self.signer = Signer(secret)
+        self.runs = Runs()
 
     # -- routing ------------------------------------------------------------------------
     @staticmethod
@@ -79,10 +81,9 @@ class FlightSql:
         try:
             command = protocol.unpack(ticket.ticket)
             if isinstance(command, pb.TicketStatementQuery):
-                statement = self.signer.decode(command.statement_handle)
-                schema, batches = self.read.batches(statement.sql, statement.parameters)
-                reader = pa.RecordBatchReader.from_batches(schema, _guarded(batches))
-                return flight.RecordBatchStream(reader)
+                schema, batches = self._run(self.signer.decode(command.statement_handle))
+                # GeneratorStream keeps a Flight status raised mid-stream (a record batch reader loses it).
+                return flight.GeneratorStream(schema, batches)
             return flight.RecordBatchStream(metadata_table(self.catalog, command))
         except Exception as exc:  # noqa: BLE001
             raise _status(exc) from None
@@ -117,21 +118,75 @@ class FlightSql:
             if action.type == "ClosePreparedStatement":
                 self.signer.decode(_request(pb.ActionClosePreparedStatementRequest, body).prepared_statement_handle)
                 return iter([])
-            if action.type == "CancelFlightInfo":
-                return iter([NOT_CANCELLABLE])
+            if action.type in {"CancelFlightInfo", "CancelQuery"}:
+                status = pb.ActionCancelQueryResult(result=self._cancel(body))  # type: ignore[arg-type]
+                # CancelFlightInfoResult {CancelStatus status = 1} has the same wire form, bare.
+                bare = action.type == "CancelFlightInfo"
+                return iter([status.SerializeToString() if bare else protocol.pack(status)])
             raise InvalidArgument(f"unknown Flight SQL action {action.type!r}")
         except Exception as exc:  # noqa: BLE001
             raise _status(exc) from None
 
     # -- helpers --------------------------------------------------------------------------
     def _handle(self, command: Message) -> bytes:
+        """The ticket's statement, with a fresh run id for CancelFlightInfo to name."""
+        run = secrets.token_hex(16)
         if isinstance(command, pb.CommandStatementQuery):
             if command.transaction_id:
                 raise InvalidArgument("Quiver's Flight SQL has no transactions")
-            return self.signer.encode(Statement(command.query))
+            return self.signer.encode(Statement(command.query, run=run))
         assert isinstance(command, pb.CommandPreparedStatementQuery)
-        self.signer.decode(command.prepared_statement_handle)
-        return bytes(command.prepared_statement_handle)
+        prepared = self.signer.decode(command.prepared_statement_handle)
+        return self.signer.encode(Statement(prepared.sql, prepared.parameters, run))
+
+    def _run(self, statement: Statement) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """Runs a ticket's statement, registered under its run id while it runs."""
+        run = statement.run
+        if not run:  # a prepared handle used as a ticket directly: not cancellable by FlightInfo
+            schema, batches = self.read.batches(statement.sql, statement.parameters)
+            return schema, _guarded(batches)
+        try:
+            schema, batches = self.read.batches(statement.sql, statement.parameters,
+                                                lambda cancel: self.runs.start(run, cancel))
+        except BaseException as exc:
+            self.runs.finish(run)
+            if self.runs.cancelled(run) and not isinstance(exc, Cancelled):
+                raise Cancelled(CANCELLED_MESSAGE) from None
+            raise
+        return schema, self._watched(batches, run)
+
+    def _watched(self, batches: Iterator[pa.RecordBatch], run: str) -> Iterator[pa.RecordBatch]:
+        """``batches`` until the run is cancelled: then the stream ends with CANCELLED, not the timeout's status."""
+        try:
+            for batch in _guarded(batches):
+                if self.runs.cancelled(run):
+                    break
+                yield batch
+        except Exception:
+            if not self.runs.cancelled(run):
+                raise
+        finally:
+            self.runs.finish(run)
+        if self.runs.cancelled(run):
+            raise _status(Cancelled(CANCELLED_MESSAGE))
+
+    def _ticket_run(self, ticket: bytes) -> str:
+        """The run id in a statement ticket ("" for metadata tickets, which answer at once)."""
+        command = protocol.unpack(ticket)
+        if isinstance(command, pb.TicketStatementQuery):
+            return self.signer.decode(command.statement_handle).run
+        return ""
+
+    def _cancel(self, body: bytes) -> int:
+        """The cancel status for the FlightInfo in ``body``; each of its statement tickets is cancelled."""
+        # CancelFlightInfoRequest {FlightInfo info = 1} and ActionCancelQueryRequest {bytes info = 1}
+        # are the same on the wire: a serialized FlightInfo in field 1.
+        info = flight.FlightInfo.deserialize(_request(pb.ActionCancelQueryRequest, body).info)
+        found = [self._ticket_run(endpoint.ticket.ticket) for endpoint in info.endpoints]
+        runs = [run for run in found if run]
+        if not runs:
+            return NOT_CANCELLABLE
+        return min(self.runs.cancel(run) for run in runs)
 
     def _schema(self, command: Message) -> pa.Schema:
         if isinstance(command, pb.CommandStatementQuery):
@@ -151,6 +206,9 @@ def _request(cls: type[protocol.M], body: bytes) -> protocol.M:
 
 
 def _status(exc: BaseException) -> Exception:
+    if isinstance(exc, Cancelled):
+        cancelled: Exception = flight.FlightCancelledError(str(exc))
+        return cancelled
     if isinstance(exc, protocol.ProtocolError | HandleError | TooManyRows):
         return InvalidArgument(str(exc))
     return to_flight(exc)

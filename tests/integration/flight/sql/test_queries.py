@@ -9,7 +9,10 @@ from typing import Any
 import adbc_driver_manager
 import psycopg
 import pyarrow as pa
+import pyarrow.flight as flight
 import pytest
+
+from quiver.flight.sql.protocol import pack, pb
 
 Row = tuple[Any, ...]
 COLUMNS = "i, b, t, n, ts, d, flag, u, j, ints, texts"
@@ -126,3 +129,15 @@ def test_the_server_keeps_answering_after_errors(conn: Any) -> None:
         cur.execute("SELECT current_setting('transaction_read_only') AS ro, "
                     "current_setting('statement_timeout') AS timeout")
         assert cur.fetch_arrow_table().to_pylist() == [{"ro": "on", "timeout": "1500ms"}]
+
+
+def test_an_error_after_rows_streamed_keeps_its_status(raw: flight.FlightClient) -> None:
+    """PostgreSQL fails at row 300,000, after batches went out: the stream ends INVALID_ARGUMENT, cleanly."""
+    sql = "SELECT 1 / (g - 300000) AS q, repeat('x', 50) AS pad FROM (SELECT generate_series(1, 400000) AS g) s"
+    info = raw.get_flight_info(flight.FlightDescriptor.for_command(pack(pb.CommandStatementQuery(query=sql))))
+    reader = raw.do_get(info.endpoints[0].ticket)
+    assert reader.read_chunk().data.num_rows > 0
+    with pytest.raises(pa.ArrowInvalid, match="division by zero") as caught:
+        while True:
+            reader.read_chunk()
+    assert "Traceback" not in str(caught.value) and ".py" not in str(caught.value)
