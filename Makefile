@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	$(PY) scripts/fetch-graphiql
 	$(PY) scripts/flightsql-proto
+	$(PY) scripts/fetch-jdbc-driver
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -39,6 +40,7 @@ test: $(STAMP)
 	scripts/install-system-deps
 	$(PY) scripts/fetch-graphiql
 	$(PY) scripts/flightsql-proto
+	$(PY) scripts/fetch-jdbc-driver
 	scripts/services start
 	$(VENV)/bin/ruff check src tests benchmarks scripts
 	$(VENV)/bin/mypy

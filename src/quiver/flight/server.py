@@ -22,7 +22,7 @@ import pyarrow.flight as flight
 from graphql import GraphQLSchema
 
 from quiver.arrow.events import EVENT_SCHEMA
-from quiver.auth import BearerMiddlewareFactory
+from quiver.auth import BearerMiddlewareFactory, HandshakeAccepted
 from quiver.config import Settings
 from quiver.db import AdbcPool
 from quiver.errors import bounded
@@ -49,7 +49,7 @@ class QuiverFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         if settings.tls_cert and settings.tls_key:
             with open(settings.tls_cert, "rb") as cert, open(settings.tls_key, "rb") as key:
                 certificates.append(flight.CertKeyPair(cert.read(), key.read()))
-        super().__init__(self.location, tls_certificates=certificates,
+        super().__init__(self.location, tls_certificates=certificates, auth_handler=HandshakeAccepted(),
                          middleware={"auth": BearerMiddlewareFactory(settings.tokens)})
         self.settings = settings
         self.schema = schema

@@ -29,6 +29,7 @@ class Statement:
     sql: str
     parameters: pa.RecordBatch | None = None
     run: str = ""
+    types: tuple[str, ...] = ()  # the parameters' SQL types, as PostgreSQL inferred them at prepare
 
 
 def _ipc(batch: pa.RecordBatch) -> bytes:
@@ -55,11 +56,13 @@ class Signer:
         return hmac.new(self._secret, VERSION + payload, hashlib.sha256).digest()
 
     def encode(self, statement: Statement) -> bytes:
-        body: dict[str, str] = {"sql": statement.sql}
+        body: dict[str, str | list[str]] = {"sql": statement.sql}
         if statement.parameters is not None:
             body["parameters"] = base64.b64encode(_ipc(statement.parameters)).decode()
         if statement.run:
             body["run"] = statement.run
+        if statement.types:
+            body["types"] = list(statement.types)
         payload = orjson.dumps(body)
         return VERSION + self._mac(payload) + payload
 
@@ -72,4 +75,4 @@ class Signer:
         body = orjson.loads(payload)
         parameters = body.get("parameters")
         batch = None if parameters is None else _batch(base64.b64decode(parameters))
-        return Statement(body["sql"], batch, str(body.get("run", "")))
+        return Statement(body["sql"], batch, str(body.get("run", "")), tuple(body.get("types", ())))

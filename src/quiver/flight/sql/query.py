@@ -8,13 +8,18 @@ refused) become the RPC's status rather than a broken stream.
 from __future__ import annotations
 
 import contextlib
+import secrets
 from collections.abc import Callable, Generator
 from typing import Any
 
 import pyarrow as pa
 
 from quiver.db import AdbcPool, set_batch_bytes
+from quiver.flight.sql.placeholders import cast_placeholders
 from quiver.flight.sql.plain import plain_batch, plain_schema
+
+# Parameter types a string binds to as it is (ADBC sends strings as text).
+_TEXT_TYPES = frozenset({"text", "character varying", "character", "name", "unknown"})
 
 
 class TooManyRows(ValueError):
@@ -61,23 +66,43 @@ class ReadOnly:
         finally:
             self._end(conn, cursor, ok)
 
-    def parameter_schema(self, sql: str) -> pa.Schema:
-        """The parameters ``sql`` takes, as PostgreSQL infers them (names $1, $2, ...)."""
+    def parameter_schema(self, sql: str) -> tuple[pa.Schema, tuple[str, ...]]:
+        """The parameters ``sql`` takes, as PostgreSQL infers them (names $1, $2, ...), and their SQL types."""
         conn, cursor = self._begin()
         ok = False
         try:
             found = cursor.adbc_prepare(sql)
+            schema = plain_schema(found) if found is not None else pa.schema([])
+            types = _parameter_types(cursor, sql) if len(schema) else ()
             ok = True
-            return plain_schema(found) if found is not None else pa.schema([])
+            return schema, types
+        finally:
+            self._end(conn, cursor, ok)
+
+    def update(self, sql: str, parameters: pa.RecordBatch | None, types: tuple[str, ...] = ()) -> int:
+        """Runs a statement without a result in the read-only transaction; its row count (-1: unknown)."""
+        conn, cursor = self._begin()
+        ok = False
+        try:
+            if parameters is not None and parameters.num_columns:
+                if parameters.num_rows != 1:
+                    raise TooManyRows(f"a statement binds one row of parameters, not {parameters.num_rows}")
+                cursor.execute(cast_placeholders(sql, _string_casts(parameters, types)), parameters)
+            else:
+                cursor.execute(sql)
+            ok = True
+            return int(cursor.rowcount)
         finally:
             self._end(conn, cursor, ok)
 
     def batches(self, sql: str, parameters: pa.RecordBatch | None,
-                started: Callable[[Callable[[], None]], None] | None = None,
+                started: Callable[[Callable[[], None]], None] | None = None, types: tuple[str, ...] = (),
                 ) -> tuple[pa.Schema, Generator[pa.RecordBatch]]:
         """The result's schema and its batches; the statement starts before this returns (errors raise here).
 
         ``started`` receives the function that cancels the statement, from any thread, before it runs.
+        ``types`` are the parameters' SQL types (from ``parameter_schema``): strings bound to other
+        types are cast to them in the SQL (see placeholders.py).
         """
         conn, cursor = self._begin()
         try:
@@ -86,7 +111,7 @@ class ReadOnly:
             if parameters is not None and parameters.num_columns:
                 if parameters.num_rows != 1:
                     raise TooManyRows(f"a query binds one row of parameters, not {parameters.num_rows}")
-                cursor.execute(sql, parameters)
+                cursor.execute(cast_placeholders(sql, _string_casts(parameters, types)), parameters)
             else:
                 cursor.execute(sql)
             reader = cursor.fetch_record_batch()
@@ -117,6 +142,33 @@ class ReadOnly:
             except Exception:  # noqa: BLE001
                 finished = False
             self._end(conn, cursor, finished)
+
+
+def _parameter_types(cursor: Any, sql: str) -> tuple[str, ...]:
+    """The types PostgreSQL infers for ``sql``'s parameters (a SQL PREPARE; () when it cannot prepare it)."""
+    name = f"quiver_parameters_{secrets.token_hex(8)}"
+    cursor.execute("SAVEPOINT quiver_parameters")
+    try:
+        cursor.execute(f"PREPARE {name} AS {sql}")
+    except Exception:  # noqa: BLE001 - not every statement PostgreSQL describes is PREPARE-able
+        cursor.execute("ROLLBACK TO SAVEPOINT quiver_parameters")
+        return ()
+    try:
+        cursor.execute("SELECT parameter_types::text[] FROM pg_prepared_statements WHERE name = $1", (name,))
+        row = cursor.fetchone()
+    finally:
+        cursor.execute(f"DEALLOCATE {name}")  # prepared statements outlive the transaction
+    return tuple(row[0]) if row and row[0] is not None else ()
+
+
+def _string_casts(parameters: pa.RecordBatch, types: tuple[str, ...]) -> dict[int, str]:
+    """``$n`` → SQL type for each string parameter whose inferred type is not a text type."""
+    casts = {}
+    for index, field in enumerate(parameters.schema):
+        if index < len(types) and types[index] not in _TEXT_TYPES and (
+                pa.types.is_string(field.type) or pa.types.is_large_string(field.type)):
+            casts[index + 1] = types[index]
+    return casts
 
 
 def _first(reader: Any) -> pa.RecordBatch | None:

@@ -58,12 +58,13 @@ XDBC_TYPE_INFO = pa.schema([
     pa.field("num_prec_radix", pa.int32()),
     pa.field("interval_precision", pa.int32()),
 ])
+# The union's children are not nullable, as in arrow-go's and arrow-java's reference schemas.
 SQL_INFO_VALUE = pa.dense_union([
-    pa.field("string_value", pa.utf8()),
-    pa.field("bool_value", pa.bool_()),
-    pa.field("bigint_value", pa.int64()),
-    pa.field("int32_bitmask", pa.int32()),
-    pa.field("string_list", pa.list_(pa.field("item", pa.utf8()))),
-    pa.field("int32_to_int32_list_map", pa.map_(pa.int32(), pa.list_(pa.field("item", pa.int32())))),
+    pa.field("string_value", pa.utf8(), False),
+    pa.field("bool_value", pa.bool_(), False),
+    pa.field("bigint_value", pa.int64(), False),
+    pa.field("int32_bitmask", pa.int32(), False),
+    pa.field("string_list", pa.list_(pa.field("item", pa.utf8())), False),
+    pa.field("int32_to_int32_list_map", pa.map_(pa.int32(), pa.list_(pa.field("item", pa.int32()))), False),
 ])
 SQL_INFO = pa.schema([pa.field("info_name", pa.uint32(), False), pa.field("value", SQL_INFO_VALUE, False)])

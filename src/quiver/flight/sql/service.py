@@ -93,26 +93,40 @@ class FlightSql:
         """Binds parameters to a prepared query: answers with the handle that now carries them."""
         try:
             command = protocol.unpack(descriptor.command)
-            if not isinstance(command, pb.CommandPreparedStatementQuery):
-                raise InvalidArgument("Quiver's Flight SQL is read-only: DoPut only binds prepared-query parameters")
-            statement = self.signer.decode(command.prepared_statement_handle)
-            table = reader.read_all()
-            batch = table.combine_chunks().to_batches()[0] if table.num_rows else None
-            handle = self.signer.encode(Statement(statement.sql, batch))
-            result = pb.DoPutPreparedStatementResult(prepared_statement_handle=handle)
+            result: Message
+            if isinstance(command, pb.CommandStatementUpdate | pb.CommandPreparedStatementUpdate):
+                result = pb.DoPutUpdateResult(record_count=self._update(command, reader))
+            elif isinstance(command, pb.CommandPreparedStatementQuery):
+                statement = self.signer.decode(command.prepared_statement_handle)
+                batch = _one_batch(reader.read_all())
+                handle = self.signer.encode(Statement(statement.sql, batch, types=statement.types))
+                result = pb.DoPutPreparedStatementResult(prepared_statement_handle=handle)
+            else:
+                raise InvalidArgument("Quiver's Flight SQL is read-only: DoPut binds parameters or runs statements")
         except Exception as exc:  # noqa: BLE001
             raise _status(exc) from None
         writer.write(pa.py_buffer(result.SerializeToString()))
+
+    def _update(self, command: Message, reader: flight.MetadataRecordBatchReader) -> int:
+        """An "update" runs read-only like any statement: PostgreSQL refuses a write (SQLSTATE 25006)."""
+        if isinstance(command, pb.CommandStatementUpdate):
+            if command.transaction_id:
+                raise InvalidArgument("Quiver's Flight SQL has no transactions")
+            return self.read.update(command.query, None)
+        assert isinstance(command, pb.CommandPreparedStatementUpdate)
+        statement = self.signer.decode(command.prepared_statement_handle)
+        return self.read.update(statement.sql, _one_batch(reader.read_all()), statement.types)
 
     def do_action(self, context: Any, action: flight.Action) -> Iterator[bytes]:
         try:
             body = action.body.to_pybytes() if action.body is not None else b""
             if action.type == "CreatePreparedStatement":
                 request = _request(pb.ActionCreatePreparedStatementRequest, body)
+                parameters, types = self.read.parameter_schema(request.query)
                 result = pb.ActionCreatePreparedStatementResult(
-                    prepared_statement_handle=self.signer.encode(Statement(request.query)),
+                    prepared_statement_handle=self.signer.encode(Statement(request.query, types=types)),
                     dataset_schema=self.read.schema(request.query).serialize().to_pybytes(),
-                    parameter_schema=self.read.parameter_schema(request.query).serialize().to_pybytes(),
+                    parameter_schema=parameters.serialize().to_pybytes(),
                 )
                 return iter([protocol.pack(result)])
             if action.type == "ClosePreparedStatement":
@@ -137,17 +151,17 @@ class FlightSql:
             return self.signer.encode(Statement(command.query, run=run))
         assert isinstance(command, pb.CommandPreparedStatementQuery)
         prepared = self.signer.decode(command.prepared_statement_handle)
-        return self.signer.encode(Statement(prepared.sql, prepared.parameters, run))
+        return self.signer.encode(Statement(prepared.sql, prepared.parameters, run, prepared.types))
 
     def _run(self, statement: Statement) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         """Runs a ticket's statement, registered under its run id while it runs."""
         run = statement.run
         if not run:  # a prepared handle used as a ticket directly: not cancellable by FlightInfo
-            schema, batches = self.read.batches(statement.sql, statement.parameters)
+            schema, batches = self.read.batches(statement.sql, statement.parameters, types=statement.types)
             return schema, _guarded(batches)
         try:
             schema, batches = self.read.batches(statement.sql, statement.parameters,
-                                                lambda cancel: self.runs.start(run, cancel))
+                                                lambda cancel: self.runs.start(run, cancel), statement.types)
         except BaseException as exc:
             self.runs.finish(run)
             if self.runs.cancelled(run) and not isinstance(exc, Cancelled):
@@ -194,6 +208,10 @@ class FlightSql:
         if isinstance(command, pb.CommandPreparedStatementQuery):
             return self.read.schema(self.signer.decode(command.prepared_statement_handle).sql)
         return metadata_schema(command)
+
+
+def _one_batch(table: pa.Table) -> pa.RecordBatch | None:
+    return table.combine_chunks().to_batches()[0] if table.num_rows else None
 
 
 def _request(cls: type[protocol.M], body: bytes) -> protocol.M:

@@ -21,7 +21,7 @@ def info(server_version: str) -> dict[int, tuple[int, object]]:
         pb.FLIGHT_SQL_SERVER_SQL: (_BOOL, True),
         pb.FLIGHT_SQL_SERVER_SUBSTRAIT: (_BOOL, False),
         pb.FLIGHT_SQL_SERVER_TRANSACTION: (_BITMASK, pb.SQL_SUPPORTED_TRANSACTION_NONE),
-        pb.FLIGHT_SQL_SERVER_CANCEL: (_BOOL, False),
+        pb.FLIGHT_SQL_SERVER_CANCEL: (_BOOL, True),
         pb.SQL_DDL_CATALOG: (_BOOL, False),
         pb.SQL_DDL_SCHEMA: (_BOOL, False),
         pb.SQL_DDL_TABLE: (_BOOL, False),
@@ -60,6 +60,8 @@ def sql_info_table(server_version: str, wanted: list[int]) -> pa.Table:
         children[child].append(value)
     arrays = [pa.array(values, type=field.type) for values, field in zip(children, schemas.SQL_INFO_VALUE,
                                                                       strict=True)]
-    union = pa.UnionArray.from_dense(pa.array(type_ids, pa.int8()), pa.array(offsets, pa.int32()), arrays,
-                                     [f.name for f in schemas.SQL_INFO_VALUE])
+    # from_buffers (not UnionArray.from_dense) keeps the children's declared non-nullability.
+    union = pa.Array.from_buffers(schemas.SQL_INFO_VALUE, len(ids), [
+        None, pa.array(type_ids, pa.int8()).buffers()[1], pa.array(offsets, pa.int32()).buffers()[1]],
+        children=arrays)
     return pa.Table.from_arrays([pa.array(ids, pa.uint32()), union], schema=schemas.SQL_INFO)

@@ -101,15 +101,34 @@ def test_unsupported_commands_are_invalid_argument(raw: flight.FlightClient, com
     assert "Traceback" not in str(caught.value)
 
 
-def test_do_put_of_an_update_is_refused(raw: flight.FlightClient) -> None:
-    descriptor = flight.FlightDescriptor.for_command(pack(pb.CommandStatementUpdate(query="DELETE FROM fsql.child")))
-    schema = pa.schema([("a", pa.int32())])
-    writer, reader = raw.do_put(descriptor, schema)
-    with pytest.raises(pa.ArrowInvalid, match="read-only"):
-        writer.write_batch(pa.RecordBatch.from_pydict({"a": [1]}, schema=schema))
-        writer.done_writing()
-        reader.read()
-        writer.close()
+def update(raw: flight.FlightClient, command: Any) -> Any:
+    descriptor = flight.FlightDescriptor.for_command(pack(command))
+    writer, reader = raw.do_put(descriptor, pa.schema([]))
+    writer.done_writing()
+    answer = reader.read()
+    writer.close()
+    assert answer is not None
+    result = pb.DoPutUpdateResult()
+    result.ParseFromString(answer.to_pybytes())
+    return result
+
+
+def test_an_update_runs_read_only_so_a_write_is_refused(raw: flight.FlightClient,
+                                                        pg: psycopg.Connection[Row]) -> None:
+    before = pg.execute("SELECT count(*) FROM fsql.child").fetchone()
+    with pytest.raises(pa.ArrowInvalid, match="read-only: cannot execute DELETE in a read-only transaction"):
+        update(raw, pb.CommandStatementUpdate(query="DELETE FROM fsql.child"))
+    [created] = [r.body.to_pybytes() for r in raw.do_action(flight.Action("CreatePreparedStatement", pack(
+        pb.ActionCreatePreparedStatementRequest(query="UPDATE fsql.parent SET label = 'x'"))))]
+    handle = unpack(created).prepared_statement_handle  # type: ignore[attr-defined]
+    with pytest.raises(pa.ArrowInvalid, match="cannot execute UPDATE in a read-only transaction"):
+        update(raw, pb.CommandPreparedStatementUpdate(prepared_statement_handle=handle))
+    assert pg.execute("SELECT count(*) FROM fsql.child").fetchone() == before
+    assert pg.execute("SELECT count(*) FROM fsql.parent WHERE label = 'x'").fetchone() == (0,)
+
+
+def test_an_update_that_writes_nothing_answers_its_count(raw: flight.FlightClient) -> None:
+    assert update(raw, pb.CommandStatementUpdate(query="SET LOCAL work_mem = '8MB'")).record_count == -1
 
 
 def test_actions_are_listed(raw: flight.FlightClient) -> None:
