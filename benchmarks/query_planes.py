@@ -1,7 +1,7 @@
 """Benchmark: one GraphQL query to a client-side table over every plane, against the PostgreSQL→Arrow limit.
 
 The query is ``{ orders(limit: N) { id uuid customerId status total isPaid placedAt meta } }``
-(as in ``benchmarks/json_plane.py``), over database ``quiver_bench`` (1,000,000 demo orders). Six
+(as in ``benchmarks/json_plane.py``), over database ``quiver_bench`` (1,000,000 demo orders). Eight
 variants, each timed end to end from the request to a ``pyarrow.Table`` in this process:
 
 (a) in-process ADBC ``fetch_arrow_table()`` of the equivalent typed SQL: the PostgreSQL→Arrow limit;
@@ -10,7 +10,11 @@ variants, each timed end to end from the request to a ``pyarrow.Table`` in this 
 (d) Quiver's JSON plane (httpx, ``orjson.loads``, ``pa.Table.from_pylist``);
 (e) the FraiseQL v1 technique (``benchmarks/baselines/fraiseql_v1.py``; orjson, ``from_pylist``);
 (f) a typical Python GraphQL stack (``benchmarks/baselines/strawberry_app.py``: Strawberry, psycopg 3,
-    uvicorn, stdlib json; the client parses with ``json.loads``, then ``from_pylist``).
+    uvicorn, stdlib json; the client parses with ``json.loads``, then ``from_pylist``);
+(g) Quiver's Flight SQL through ADBC's Flight SQL driver: the same typed SQL as (a), sent to Quiver's
+    Flight port (``adbc_driver_flightsql.dbapi``, ``fetch_arrow_table()``);
+(h) the same Flight SQL through pyarrow's C++ Flight client (GetFlightInfo of a CommandStatementQuery,
+    then ``do_get(...).read_all()``): the server's share of (g) apart from ADBC's Go client.
 
 Each variant is also timed to a pandas DataFrame (``types_mapper=pd.ArrowDtype`` and default) and a
 polars DataFrame. Variants are interleaved round by round; every size is checked once first.
@@ -36,6 +40,7 @@ from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+import adbc_driver_flightsql.dbapi as flightsql
 import adbc_driver_postgresql.dbapi as adbc
 import httpx
 import numpy as np
@@ -43,6 +48,7 @@ import orjson
 import pandas as pd
 import polars as pl
 import pyarrow as pa
+import pyarrow.flight as pa_flight
 from adbc_driver_postgresql import StatementOptions
 
 from benchmarks.common import DEFAULT_ADMIN_URL, DEFAULT_OUTPUT
@@ -60,6 +66,7 @@ from benchmarks.json_plane import (
     start_fraiseql,
 )
 from quiver.client import Client
+from quiver.flight.sql.protocol import pack, pb
 
 SECTION_TITLE = "## Query planes: Arrow Flight, Arrow over HTTP, JSON, FraiseQL v1, Strawberry"
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
@@ -75,9 +82,9 @@ QUIET_ADBC_ROWS_PER_S = 1.3e6
 MACHINE_NOTE = ("the vCPUs are shared and noisy (a cloud VM; other work may run at the same time); "
                 "PostgreSQL is the embedded build that scripts/services runs")
 
-ADBC, FLIGHT, ARROW_HTTP, JSON_PLANE, FRAISEQL, STRAWBERRY = (
-    "adbc", "flight", "arrow_http", "json", "fraiseql_v1", "strawberry")
-VARIANTS = (ADBC, FLIGHT, ARROW_HTTP, JSON_PLANE, FRAISEQL, STRAWBERRY)
+ADBC, FLIGHT, ARROW_HTTP, JSON_PLANE, FRAISEQL, STRAWBERRY, FLIGHT_SQL, FLIGHT_SQL_PYARROW = (
+    "adbc", "flight", "arrow_http", "json", "fraiseql_v1", "strawberry", "flight_sql", "flight_sql_pyarrow")
+VARIANTS = (ADBC, FLIGHT, ARROW_HTTP, JSON_PLANE, FRAISEQL, STRAWBERRY, FLIGHT_SQL, FLIGHT_SQL_PYARROW)
 LABELS = {
     ADBC: "(a) in-process ADBC (PostgreSQL → Arrow limit)",
     FLIGHT: "(b) Quiver, Arrow Flight",
@@ -85,17 +92,22 @@ LABELS = {
     JSON_PLANE: "(d) Quiver, JSON plane",
     FRAISEQL: "(e) FraiseQL v1 technique",
     STRAWBERRY: "(f) Strawberry + psycopg",
+    FLIGHT_SQL: "(g) Quiver, Flight SQL (ADBC client)",
+    FLIGHT_SQL_PYARROW: "(h) Quiver, Flight SQL (pyarrow client)",
 }
 TIMESTAMP_NOTE = ("Strawberry prints timestamps with six fractional digits where PostgreSQL (Quiver, FraiseQL v1) "
                   "drops trailing zeros; the check compares them as instants")
 SHORT = {ADBC: "(a) ADBC", FLIGHT: "(b) Flight", ARROW_HTTP: "(c) Arrow/HTTP", JSON_PLANE: "(d) JSON",
-         FRAISEQL: "(e) FraiseQL v1", STRAWBERRY: "(f) Strawberry"}
+         FRAISEQL: "(e) FraiseQL v1", STRAWBERRY: "(f) Strawberry", FLIGHT_SQL: "(g) Flight SQL",
+         FLIGHT_SQL_PYARROW: "(h) Flight SQL, pyarrow"}
 STAGES = ("table", "pandas_arrow", "pandas", "polars")
 STAGE_LABELS = {"table": "pyarrow.Table", "pandas_arrow": "pandas (ArrowDtype)", "pandas": "pandas (default)",
                 "polars": "polars"}
 #: Ratios reported (numerator, denominator, stage), each the median of per-round ratios.
 RATIOS: tuple[tuple[str, str, str], ...] = (
     (FLIGHT, ADBC, "table"),
+    (FLIGHT_SQL, ADBC, "table"),
+    (FLIGHT_SQL_PYARROW, ADBC, "table"),
     (ARROW_HTTP, FLIGHT, "table"),
     (JSON_PLANE, FLIGHT, "table"),
     (FRAISEQL, FLIGHT, "table"),
@@ -133,6 +145,7 @@ class Target:
 TARGETS = (
     Target(FLIGHT, ADBC, 1_000_000, True, 1.15),
     Target(FLIGHT, ADBC, 100_000, True, 1.3),
+    Target(FLIGHT_SQL, ADBC, 1_000_000, True, 1.15),
     Target(FRAISEQL, FLIGHT, 1_000_000, False, 12.0),
     Target(STRAWBERRY, FLIGHT, 100_000, False, 50.0),
     Target(STRAWBERRY, FLIGHT, 1_000_000, False, 50.0),
@@ -243,6 +256,8 @@ class Planes:
     http: httpx.Client
     flight: Client
     adbc: Any  # adbc_driver_postgresql.dbapi.Connection
+    flight_sql: Any  # adbc_driver_flightsql.dbapi.Connection to Quiver's Flight port
+    flight_raw: Any  # pyarrow.flight.FlightClient to the same port
     body_bytes: dict[str, int] = field(default_factory=dict)
 
     def fetch(self, key: str, rows: int) -> tuple[pa.Table, Keep]:
@@ -253,6 +268,10 @@ class Planes:
             return self.flight.query(payload(rows)["query"]), None
         if key == ARROW_HTTP:
             return self.arrow_http_table(rows), None
+        if key == FLIGHT_SQL:
+            return self.flight_sql_table(rows), None
+        if key == FLIGHT_SQL_PYARROW:
+            return self.flight_sql_pyarrow_table(rows), None
         parsed = self.json_rows(key, rows)
         return pa.Table.from_pylist(parsed), parsed
 
@@ -264,6 +283,19 @@ class Planes:
             cursor.execute(ADBC_SQL.format(int(rows)))
             table: pa.Table = cursor.fetch_arrow_table()
         return table
+
+    def flight_sql_table(self, rows: int) -> pa.Table:
+        """The same typed SQL as ``adbc_table``, through Quiver's Flight SQL (a GetFlightInfo, then its DoGet)."""
+        with self.flight_sql.cursor() as cursor:
+            cursor.execute(ADBC_SQL.format(int(rows)))
+            table: pa.Table = cursor.fetch_arrow_table()
+        return table
+
+    def flight_sql_pyarrow_table(self, rows: int) -> pa.Table:
+        """The same Flight SQL by hand with pyarrow's Flight client: GetFlightInfo, then each endpoint's DoGet."""
+        command = pack(pb.CommandStatementQuery(query=ADBC_SQL.format(int(rows))))
+        info = self.flight_raw.get_flight_info(pa_flight.FlightDescriptor.for_command(command))
+        return pa.concat_tables([self.flight_raw.do_get(e.ticket).read_all() for e in info.endpoints])
 
     def arrow_http_table(self, rows: int) -> pa.Table:
         """POST /graphql asking for an Arrow IPC stream; the whole body, then ``read_all``."""
@@ -373,7 +405,11 @@ def open_planes(db_url: str, with_strawberry: bool = True) -> Iterator[Planes]:
         flight = stack.enter_context(Client(flight_url))
         connection = adbc.connect(db_url, autocommit=True)
         stack.callback(connection.close)
-        yield Planes(quiver, flight_url, baseline, strawberry, http, flight, connection)
+        sql_client = flightsql.connect(flight_url, autocommit=True)
+        stack.callback(sql_client.close)
+        raw = pa_flight.connect(flight_url)
+        stack.callback(raw.close)
+        yield Planes(quiver, flight_url, baseline, strawberry, http, flight, connection, sql_client, raw)
 
 
 # --- measurement ----------------------------------------------------------------------------------
@@ -403,6 +439,7 @@ def check_size(planes: Planes, rows: int, keys: list[str]) -> list[str]:
     reference_ids: np.ndarray[Any, Any] | None = None
     flight_table: pa.Table | None = None
     json_reference: tuple[str, list[dict[str, Any]]] | None = None
+    adbc_values: pa.Table | None = None
     for key in keys:
         if key in (JSON_PLANE, FRAISEQL, STRAWBERRY):
             parsed = planes.json_rows(key, rows)
@@ -430,6 +467,12 @@ def check_size(planes: Planes, rows: int, keys: list[str]) -> list[str]:
             flight_table = table
         elif key == ARROW_HTTP and flight_table is not None and not table.equals(flight_table, check_metadata=True):
             raise AssertionError("Arrow over HTTP and Flight returned different tables")
+        if key == ADBC:
+            adbc_values = _by_id(table)
+        elif key in (FLIGHT_SQL, FLIGHT_SQL_PYARROW) and adbc_values is not None:
+            if not _by_id(table).equals(adbc_values):
+                raise AssertionError("Flight SQL and in-process ADBC returned different values")
+            notes.add("Flight SQL and in-process ADBC returned equal values")
         del table
     gc.collect()
     if FLIGHT in keys and ARROW_HTTP in keys:
@@ -438,6 +481,13 @@ def check_size(planes: Planes, rows: int, keys: list[str]) -> list[str]:
     if len(json_keys) > 1:
         notes.add(f"{', '.join(SHORT[k] for k in json_keys)} returned equal rows after parsing")
     return sorted(notes)
+
+
+def _by_id(table: pa.Table) -> pa.Table:
+    """``table`` sorted by id, its numeric column as text and without metadata, to compare values."""
+    plain = pa.table({name: (column.cast(pa.string()) if name == "total" else column)
+                      for name, column in zip(table.column_names, table.columns, strict=True)})
+    return plain.sort_by("id")
 
 
 def same_row(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -558,6 +608,12 @@ def render_section(result: BenchResult) -> str:
         "orders LIMIT %s` with psycopg 3 (async pool, `class_row(Order)`), Strawberry's ASGI app under uvicorn, "
         "the response encoded with stdlib `json` (Strawberry's default); the client parses with stdlib "
         "`json.loads`, then `pa.Table.from_pylist(rows)`.",
+        f"- **{LABELS[FLIGHT_SQL]}:** the SQL of (a) sent to Quiver's Flight port as Flight SQL by "
+        "`adbc_driver_flightsql.dbapi` (`execute`, `fetch_arrow_table()`): GetFlightInfo (PostgreSQL describes the "
+        "statement), then the DoGet that runs it read-only with ADBC's binary COPY in the server.",
+        f"- **{LABELS[FLIGHT_SQL_PYARROW]}:** the same Flight SQL calls made with pyarrow's C++ Flight client "
+        "(`get_flight_info` of a `CommandStatementQuery`, then `do_get(...).read_all()`): (g) without ADBC's "
+        "Go-based client.",
         "",
         f"- **Date:** {result.date}",
         f"- **Machine:** {result.machine}. The client, all three servers and PostgreSQL run on this one machine "

@@ -47,6 +47,7 @@ def test_every_variant_runs_at_10k_rows() -> None:
     # The check ran: equal id sets everywhere, equal Arrow tables, equal JSON rows.
     assert any("Flight and Arrow over HTTP returned equal tables" in note for note in size.notes)
     assert any("returned equal rows" in note for note in size.notes)
+    assert "Flight SQL and in-process ADBC returned equal values" in size.notes
 
     for numerator, denominator, stage in bench.RATIOS:
         key = bench.ratio_key(numerator, denominator, stage)
