@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -443,3 +444,31 @@ def test_cancel_flight_info_stops_the_query(go_flightsql: Path, patient: Server,
     finally:  # never leave a sleeping backend behind, whatever happened
         pg_catalog.execute("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE %s "
                            "AND pid <> pg_backend_pid()", (f"%{marker}%",))
+
+
+GO_IMPORTS = ["context", "fmt", "log", "github.com/apache/arrow-go/v18/arrow/array",
+              "github.com/apache/arrow-go/v18/arrow/flight/flightsql", "google.golang.org/grpc",
+              "google.golang.org/grpc/credentials/insecure", "google.golang.org/grpc/metadata"]
+
+
+def test_the_go_example_in_the_docs_runs(served: Server, pg_catalog: psycopg.Connection[Row],
+                                        tmp_path: Path) -> None:
+    """docs/clients.md's Go block, built as a program in clients/go-flightsql's module, reads what psycopg reads."""
+    go = shutil.which("go")
+    assert go is not None, "the Go toolchain (`go`) is not on PATH"
+    doc = (ROOT / "docs" / "clients.md").read_text()
+    [block] = re.findall(r"```go\n(.*?)```", doc, re.DOTALL)
+    body = (block.replace("127.0.0.1:8815", served.flight_url.removeprefix("grpc://"))
+            .replace("Bearer my-token", f"Bearer {TOKEN}"))
+    imports = "\n".join(f'\t"{name}"' for name in GO_IMPORTS)
+    (tmp_path / "main.go").write_text(f"package main\n\nimport (\n{imports}\n)\n\nfunc main() {{\n{body}}}\n")
+    for name in ("go.mod", "go.sum"):
+        shutil.copy(ROOT / "clients" / "go-flightsql" / name, tmp_path / name)
+    env = {**os.environ, "GOFLAGS": "-mod=mod -buildvcs=false"}
+    built = subprocess.run([go, "build", "-o", "example", "."], cwd=tmp_path, env=env, capture_output=True,
+                           text=True, timeout=1800)
+    assert built.returncode == 0, built.stderr
+    ran = subprocess.run([str(tmp_path / "example")], capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    expected = [row[0] for row in pg_catalog.execute("SELECT id FROM orders WHERE customer_id = 42 ORDER BY id")]
+    assert expected and [int(line) for line in ran.stdout.split()] == expected
