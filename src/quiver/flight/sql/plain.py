@@ -1,8 +1,10 @@
 """Results without extension types, so any Flight SQL client (JDBC, ODBC, ADBC) can read them.
 
 ADBC PostgreSQL marks some columns with extension types (arrow.opaque for numeric, arrow.json,
-arrow.uuid). They travel as their storage type, except uuid, which becomes canonical text as in
-Quiver's other planes (quiver.arrow.types); the field metadata still names the PostgreSQL type.
+arrow.uuid). They take the Arrow plane's types (quiver.arrow.types): a ``numeric(p, s)`` column
+(p ≤ 38) is decimal128(p, s), other numerics PostgreSQL's exact text, uuid canonical text, json and
+jsonb JSON text marked ``quiver:type = json``; the field metadata still names the PostgreSQL type.
+Enums stay their labels as text (the Arrow plane's dictionary needs the GraphQL schema's labels).
 """
 
 from __future__ import annotations
@@ -10,8 +12,11 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from quiver.errors import UnsupportedValue
+
 _HEX = np.array([f"{i:02x}".encode() for i in range(256)])
 _DASHES = (4, 6, 8, 10)  # a dash goes before these bytes of 16
+_SPECIAL = {"nan": "NaN", "infinity": "Infinity", "-infinity": "-Infinity"}  # as PostgreSQL spells them
 
 
 def plain_type(dtype: pa.DataType) -> pa.DataType:
@@ -29,8 +34,26 @@ def plain_type(dtype: pa.DataType) -> pa.DataType:
     return dtype
 
 
+def _decimal(field: pa.Field) -> pa.DataType | None:
+    """decimal128(p, s) for a ``numeric(p, s)`` column PostgreSQL described with its typmod (p ≤ 38)."""
+    metadata = field.metadata or {}
+    if metadata.get(b"POSTGRESQL:type") != b"numeric" or b"POSTGRESQL:typmod" not in metadata:
+        return None
+    typmod = int(metadata[b"POSTGRESQL:typmod"]) - 4  # PostgreSQL: ((precision << 16) | scale) + VARHDRSZ
+    precision, scale = (typmod >> 16) & 0xFFFF, typmod & 0xFFFF
+    return pa.decimal128(precision, scale) if typmod >= 0 and 0 < precision <= 38 and scale <= precision else None
+
+
+def plain_field(field: pa.Field) -> pa.Field:
+    """``field`` in the Arrow plane's type, with its metadata (and ``quiver:type = json`` for JSON)."""
+    plain = field.with_type(_decimal(field) or plain_type(field.type))
+    if (field.metadata or {}).get(b"POSTGRESQL:type") in {b"json", b"jsonb"}:
+        plain = plain.with_metadata({**(field.metadata or {}), b"quiver:type": b"json"})
+    return plain
+
+
 def plain_schema(schema: pa.Schema) -> pa.Schema:
-    return pa.schema([f.with_type(plain_type(f.type)) for f in schema], metadata=schema.metadata)
+    return pa.schema([plain_field(f) for f in schema], metadata=schema.metadata)
 
 
 def uuid_text(array: pa.Array) -> pa.Array:
@@ -76,5 +99,18 @@ def plain_array(array: pa.Array) -> pa.Array:
 
 
 def plain_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
-    """``batch`` in ``schema`` (its :func:`plain_schema`)."""
-    return pa.RecordBatch.from_arrays([plain_array(column) for column in batch.columns], schema=schema)
+    """``batch`` in ``schema`` (its :func:`plain_schema`); a numeric NaN or infinity has no decimal128 form."""
+    columns = []
+    for column, field in zip(batch.columns, schema, strict=True):
+        column = plain_array(column)
+        if pa.types.is_decimal(field.type) and not pa.types.is_decimal(column.type):
+            try:
+                column = column.cast(field.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                special = [v for v in column.to_pylist() if v is not None and v.lower() in _SPECIAL]
+                reason = f"numeric {_SPECIAL[special[0].lower()]}" if special else "a value"
+                raise UnsupportedValue(field.name, f"{reason} has no decimal128({field.type.precision}, "
+                                       f"{field.type.scale}) form; cast the column to text or float8 in the SQL",
+                                       None) from None
+        columns.append(column)
+    return pa.RecordBatch.from_arrays(columns, schema=schema)

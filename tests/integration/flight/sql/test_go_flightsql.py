@@ -144,7 +144,7 @@ ORDERS = (
 def test_a_query_reads_what_psycopg_reads(go_flightsql: Path, served: Server, db: psycopg.Connection[Row]) -> None:
     got = read(go_flightsql, served, "query", ORDERS)
     assert got["schema"] == got["info_schema"]
-    assert types(got["schema"]) == ["int64", "utf8", "utf8", "utf8", "bool", "utf8", "timestamp[us, tz=UTC]",
+    assert types(got["schema"]) == ["int64", "utf8", "utf8", "decimal(12, 2)", "bool", "utf8", "timestamp[us, tz=UTC]",
                                     "date32", "utf8", "utf8", "list<item: int32, nullable>",
                                     "list<item: utf8, nullable>"]
     assert [f["name"] for f in got["schema"]] == ["id", "uuid", "status", "total", "is_paid", "note", "placed_at",
@@ -206,7 +206,7 @@ def test_a_prepared_statement_runs_twice_with_new_parameters(go_flightsql: Path,
                orjson.dumps(second).decode())
     assert [(f["name"], f["type"]) for f in got["parameter_schema"]] == [("$1", "int64"), ("$2", "utf8"),
                                                                          ("$3", "float64")]
-    assert types(got["dataset_schema"]) == ["int64", "utf8", "utf8", "utf8"]
+    assert types(got["dataset_schema"]) == ["int64", "decimal(12, 2)", "utf8", "utf8"]
     runs = got["runs"]
     assert len(runs) == 2
     for run, params in zip(runs, (first, second), strict=True):

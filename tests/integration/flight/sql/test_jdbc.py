@@ -38,12 +38,21 @@ TOKEN = "tok"
 # Arrow's memory module reads java.nio internals; on the classpath the driver is in the unnamed module.
 JVM_FLAGS = ["--add-opens=java.base/java.nio=ALL-UNNAMED", "-Duser.timezone=UTC"]
 # PostgreSQL type (information_schema.columns.data_type) → java.sql.Types, as Quiver's Arrow types map:
-# numeric, uuid, json(b) and enums travel as utf8 text, so JDBC sees VARCHAR.
+# numeric(p, s) is decimal128 (DECIMAL); unconstrained numeric, uuid, json(b) and enums travel as utf8 text,
+# so JDBC sees VARCHAR.
 JDBC_TYPES = {
     "bigint": -5, "integer": 4, "smallint": 5, "text": 12, "character varying": 12, "uuid": 12, "numeric": 12,
     "jsonb": 12, "json": 12, "USER-DEFINED": 12, "boolean": 16, "date": 91, "double precision": 8,
     "timestamp with time zone": 2014, "timestamp without time zone": 93,
 }
+DECIMAL = 3
+
+
+def jdbc_type(kind: str, type_name: str) -> int:
+    """The java.sql.Types code JDBC reports: numeric with a precision is DECIMAL, as Quiver's decimal128."""
+    return DECIMAL if kind == "numeric" and "(" in type_name else JDBC_TYPES[kind]
+
+
 RULES = {"CASCADE": 0, "RESTRICT": 1, "SET NULL": 2, "NO ACTION": 3, "SET DEFAULT": 4}  # DatabaseMetaData
 
 
@@ -193,7 +202,7 @@ def test_metadata_equals_the_catalog(jdbc: Jdbc, open_url: str, pg: psycopg.Conn
         "ORDER BY c.ordinal_position", (table,)).fetchall()
     assert [(c["table"], c["name"], c["position"], c["data_type"], c["type_name"], c["is_nullable"], c["nullable"])
             for c in got.of("column")] == [
-        (table, name, position, JDBC_TYPES[kind], type_name, nullable, 1 if nullable == "YES" else 0)
+        (table, name, position, jdbc_type(kind, type_name), type_name, nullable, 1 if nullable == "YES" else 0)
         for name, position, kind, nullable, type_name in columns]
 
     primary = pg.execute(

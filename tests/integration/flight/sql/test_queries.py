@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from decimal import Decimal
 from typing import Any
 
 import adbc_driver_manager
@@ -23,7 +24,7 @@ def test_every_type_and_null_matches_psycopg(conn: Any, pg: psycopg.Connection[R
         cur.execute(f"SELECT {COLUMNS} FROM fsql.typed ORDER BY i NULLS LAST")
         table: pa.Table = cur.fetch_arrow_table()
     expected = pg.execute(f"SELECT {COLUMNS} FROM fsql.typed ORDER BY i NULLS LAST").fetchall()
-    assert table.schema.types == [pa.int32(), pa.int64(), pa.utf8(), pa.utf8(), pa.timestamp("us", "UTC"),
+    assert table.schema.types == [pa.int32(), pa.int64(), pa.utf8(), pa.decimal128(12, 3), pa.timestamp("us", "UTC"),
                                   pa.date32(), pa.bool_(), pa.utf8(), pa.utf8(), pa.list_(pa.int32()),
                                   pa.list_(pa.utf8())]
     got = [tuple(row.values()) for row in table.to_pylist()]
@@ -32,7 +33,7 @@ def test_every_type_and_null_matches_psycopg(conn: Any, pg: psycopg.Connection[R
         i, b, t, n, ts, d, flag, u, j, ints, texts = mine
         assert (i, b, t, ts, d, flag, ints, texts) == (theirs[0], theirs[1], theirs[2], theirs[4], theirs[5],
                                                        theirs[6], theirs[9], theirs[10])
-        assert n == (None if theirs[3] is None else str(theirs[3]))
+        assert n == theirs[3]  # numeric(12, 3) is decimal128(12, 3), as on the Arrow plane
         assert u == (None if theirs[7] is None else str(theirs[7]))
         assert (None if j is None else json.loads(j)) == theirs[8]
 
@@ -141,3 +142,24 @@ def test_an_error_after_rows_streamed_keeps_its_status(raw: flight.FlightClient)
         while True:
             reader.read_chunk()
     assert "Traceback" not in str(caught.value) and ".py" not in str(caught.value)
+
+
+def test_numerics_take_the_arrow_planes_types(conn: Any) -> None:
+    """numeric(p, s) is decimal128(p, s); an unconstrained numeric stays PostgreSQL's exact text."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT 12.5::numeric(6, 2) AS fixed, 12345678901234567890.123456789::numeric AS free, "
+                    "'{\"a\": 1}'::jsonb AS j")
+        table = cur.fetch_arrow_table()
+    assert table.schema.types == [pa.decimal128(6, 2), pa.utf8(), pa.utf8()]
+    assert table.to_pylist() == [{"fixed": Decimal("12.50"), "free": "12345678901234567890.123456789",
+                                  "j": '{"a": 1}'}]
+    assert table.schema.field("j").metadata[b"quiver:type"] == b"json"
+
+
+def test_a_numeric_nan_in_a_decimal_column_is_refused_by_name(conn: Any) -> None:
+    with conn.cursor() as cur, pytest.raises(adbc_driver_manager.Error) as caught:
+        cur.execute("SELECT 'NaN'::numeric(6, 2) AS price")
+        cur.fetch_arrow_table()
+    message = str(caught.value)
+    assert "INVALID_ARGUMENT" in message and "'price'" in message and "NaN" in message
+    assert "Traceback" not in message
