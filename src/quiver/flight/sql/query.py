@@ -84,12 +84,7 @@ class ReadOnly:
         conn, cursor = self._begin()
         ok = False
         try:
-            if parameters is not None and parameters.num_columns:
-                if parameters.num_rows != 1:
-                    raise TooManyRows(f"a statement binds one row of parameters, not {parameters.num_rows}")
-                cursor.execute(cast_placeholders(sql, _string_casts(parameters, types)), parameters)
-            else:
-                cursor.execute(sql)
+            _execute(cursor, sql, parameters, types)
             ok = True
             return int(cursor.rowcount)
         finally:
@@ -108,12 +103,7 @@ class ReadOnly:
         try:
             if started is not None:
                 started(cursor.adbc_cancel)
-            if parameters is not None and parameters.num_columns:
-                if parameters.num_rows != 1:
-                    raise TooManyRows(f"a query binds one row of parameters, not {parameters.num_rows}")
-                cursor.execute(cast_placeholders(sql, _string_casts(parameters, types)), parameters)
-            else:
-                cursor.execute(sql)
+            _execute(cursor, sql, parameters, types)
             reader = cursor.fetch_record_batch()
             first = _first(reader)
         except BaseException:
@@ -142,6 +132,16 @@ class ReadOnly:
             except Exception:  # noqa: BLE001
                 finished = False
             self._end(conn, cursor, finished)
+
+
+def _execute(cursor: Any, sql: str, parameters: pa.RecordBatch | None, types: tuple[str, ...]) -> None:
+    """``sql`` with one row of ``parameters`` bound by PostgreSQL (strings cast to their inferred types)."""
+    if parameters is None or not parameters.num_columns:
+        cursor.execute(sql)
+        return
+    if parameters.num_rows != 1:
+        raise TooManyRows(f"a statement binds one row of parameters, not {parameters.num_rows}")
+    cursor.execute(cast_placeholders(sql, _string_casts(parameters, types)), parameters)
 
 
 def _parameter_types(cursor: Any, sql: str) -> tuple[str, ...]:
