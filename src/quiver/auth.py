@@ -8,14 +8,33 @@ from typing import Any
 import pyarrow.flight as flight
 
 
+def _offered(header: str | None) -> bytes | None:
+    if not header or not header.lower().startswith("bearer "):
+        return None
+    return header[7:].strip().encode()
+
+
 def token_ok(header: str | None, tokens: list[str]) -> bool:
     """True when no tokens are configured or the header carries one of them."""
     if not tokens:
         return True
-    if not header or not header.lower().startswith("bearer "):
-        return False
-    offered = header[7:].strip().encode()
-    return any(hmac.compare_digest(offered, t.encode()) for t in tokens)
+    offered = _offered(header)
+    return offered is not None and any(hmac.compare_digest(offered, t.encode()) for t in tokens)
+
+
+def tenant_of(header: str | None, tokens: list[str], tenants: dict[str, str]) -> tuple[bool, str | None]:
+    """(allowed, tenant) of a subscriber: a token of ``tenants`` sees its tenant's events only.
+
+    Tenant tokens are valid for subscriptions only (queries do not filter by tenant). With
+    tenant tokens and no other tokens configured, a subscriber without one is refused: it
+    would see every tenant.
+    """
+    offered = _offered(header)
+    if offered is not None:
+        for token, tenant in tenants.items():
+            if hmac.compare_digest(offered, token.encode()):
+                return True, tenant
+    return (token_ok(header, tokens) if tokens else not tenants), None
 
 
 class BearerMiddleware(flight.ServerMiddleware):  # type: ignore[misc]

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     flight_port: int | None = 8815  # Arrow Flight beside HTTP; None disables it
     flight_partitions: int = 4  # endpoints GetFlightInfo returns for a whole-entity read
     tokens: list[str] = Field(default_factory=list)  # bearer tokens; empty = no authentication
+    # Tokens whose subscriptions see one tenant's events only (outbox tenant_id): {"<token>": "<tenant>"}.
+    token_tenants: dict[str, str] = Field(default_factory=dict)
+    subscription_buffer: int = 10_000  # messages waiting for one connection before it is cut off as too slow
     metrics_public: bool = False  # with tokens set, /metrics needs one too unless this is true
     # Signs Flight SQL statement handles (stateless: any replica with the same secret runs them).
     # Empty: a random secret per process (handles then work only on the server that made them).

@@ -43,6 +43,8 @@ STATUSES: dict[str, Status] = {
     "STATEMENT_TIMEOUT": Status(200, "TIMED_OUT"),  # statement_timeout_ms (SQLSTATE 57014)
     "DATABASE_ERROR": Status(200, "INTERNAL"),  # any other SQLSTATE
     "DATABASE_UNAVAILABLE": Status(503, "UNAVAILABLE"),  # retry: no connection, or none free in time
+    "EVENTS_UNAVAILABLE": Status(503, "UNAVAILABLE"),  # retry: NATS (the event stream) cannot be reached
+    "TOO_SLOW": Status(429, "UNAVAILABLE"),  # a subscriber that fell too far behind, cut off: reconnect from its cursor
     "INTERNAL": Status(500, "INTERNAL"),  # a bug: see the server log for the error id
 }
 

@@ -21,9 +21,11 @@ from quiver.config import Settings
 from quiver.db import Database
 from quiver.flight.server import QuiverFlightServer
 from quiver.http.app import GraphQLEndpoint, http_app
+from quiver.http.subscribe import Subscriptions
 from quiver.schema.graphql import build_schema
 from quiver.schema.introspect import introspect
 from quiver.schema.model import Model
+from quiver.subscriptions.hub import Hub
 
 
 class StartupError(Exception):
@@ -69,6 +71,8 @@ class QuiverServer:
         self.settings = settings
         self.db = Database(settings.database_url, settings.pool_size, settings.pool_timeout_seconds)
         self.endpoint = GraphQLEndpoint(settings, self.db)
+        self.hub = Hub(settings, self.db.psycopg)
+        self.endpoint.subscriptions = Subscriptions(self.endpoint, self.hub)
         self.flight: QuiverFlightServer | None = None
 
     @contextlib.asynccontextmanager
@@ -82,6 +86,7 @@ class QuiverServer:
                 self.flight.start()
             yield
         finally:
+            await self.hub.close()
             if self.flight is not None:
                 await anyio.to_thread.run_sync(self.flight.stop)
                 self.flight = None

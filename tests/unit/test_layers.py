@@ -20,6 +20,7 @@ LAYERS: list[set[str]] = [
     {"sql"},
     {"arrow"},
     {"execute", "events"},
+    {"subscriptions"},
     {"flight", "http"},
     {"server", "client"},
     {"demo"},

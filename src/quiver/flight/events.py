@@ -12,18 +12,16 @@ The connection is bounded (one attempt, no reconnects): an unreachable NATS answ
 UNAVAILABLE at once instead of a stream that never starts. The consumer starts at the first
 stream message that can hold ``from_seq`` (a binary search by stream sequence; a message
 carries a JSON array of events, in outbox order), not at the start of the stream.
-Malformed messages are skipped with a warning.
+Malformed messages are skipped with a warning (``events.reading``, shared with subscriptions).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import nats
-import orjson
 import pyarrow as pa
 from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeout
@@ -33,8 +31,8 @@ from nats.js.errors import NotFoundError
 from quiver.arrow.events import events_to_batch
 from quiver.errors import Unavailable
 from quiver.events import bus
+from quiver.events.reading import events_of, start_sequence
 
-log = logging.getLogger("quiver.flight.events")
 LARGE_BATCH_BYTES = 64 << 20  # bytes of large events resolved into one batch (a larger event alone)
 
 
@@ -55,42 +53,6 @@ async def _connect(url: str, timeout: float) -> Any:
     except (OSError, NatsError, TimeoutError) as error:
         reason = type(error).__name__
         raise EventsUnavailable(f"the event stream is unavailable: cannot reach NATS ({reason})") from None
-
-
-def decode(data: bytes) -> list[dict[str, Any]] | None:
-    """The events of one stream message, or None when it is not a JSON array of events with a ``seq``."""
-    try:
-        events = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(events, list) or not all(isinstance(e, dict) and isinstance(e.get("seq"), int)
-                                               for e in events):
-        return None
-    return events
-
-
-async def start_sequence(js: Any, stream: str, subject: str, from_seq: int) -> int | None:
-    """The stream sequence of the last message (on ``subject``) whose first event is at or before
-    ``from_seq``: the one that can hold it. None: start at the beginning."""
-    if from_seq <= 0:
-        return None
-    info = await js.stream_info(stream)
-    low, high, best = info.state.first_seq, info.state.last_seq, None
-    while low <= high:
-        middle = (low + high) // 2
-        try:
-            message = await js.get_msg(stream, seq=middle, subject=subject, next=True)
-        except NotFoundError:
-            message = None
-        if message is None or message.seq is None or message.seq > high:
-            high = middle - 1
-            continue
-        events = decode(message.data or b"")
-        if events and events[0]["seq"] <= from_seq:
-            best, low = message.seq, message.seq + 1
-        else:  # later, or unreadable: start earlier (more to skip, nothing missed)
-            high = middle - 1
-    return best
 
 
 def open_events(nats_url: str, topology: bus.Topology, entity: str | None, from_seq: int, follow: bool, *,
@@ -131,7 +93,7 @@ def _stream(loop: asyncio.AbstractEventLoop, nc: Any, js: Any, topology: bus.Top
                 messages = loop.run_until_complete(subscription.fetch(batch, timeout=idle_wait))
             except (TimeoutError, NatsTimeout):
                 messages = []
-            events = [e for m in messages for e in _events_of(m) if e["seq"] >= from_seq]
+            events = [e for m in messages for e in events_of(m) if e["seq"] >= from_seq]
             if events:
                 events.sort(key=lambda e: e["seq"])
                 if not any(bus.is_reference(e) for e in events):
@@ -147,15 +109,6 @@ def _stream(loop: asyncio.AbstractEventLoop, nc: Any, js: Any, topology: bus.Top
     finally:
         loop.run_until_complete(nc.close())
         loop.close()
-
-
-def _events_of(message: Any) -> list[dict[str, Any]]:
-    events = decode(message.data)
-    if events is None:
-        log.warning("skipping a malformed event message on %s (stream seq %s)", message.subject,
-                    getattr(message.metadata.sequence, "stream", "?") if message.metadata else "?")
-        return []
-    return events
 
 
 def _by_size(events: list[dict[str, Any]], max_bytes: int) -> Iterator[list[dict[str, Any]]]:

@@ -1,4 +1,4 @@
-"""The HTTP routes: POST/GET /graphql (JSON and Arrow IPC), GraphiQL, /health, /metrics.
+"""The HTTP routes: POST/GET /graphql (JSON, Arrow IPC, SSE), WebSocket /graphql, GraphiQL, /health, /metrics.
 
 The endpoint only answers requests; ``quiver.server`` builds it, loads the schema, opens
 the pools and runs the Flight server beside it. The event loop only moves bytes: planning,
@@ -22,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from quiver.auth import token_ok
 from quiver.config import Settings
@@ -32,6 +32,10 @@ from quiver.execute.arrow_plane import ArrowQuery, ArrowRequestError, IpcStream,
 from quiver.execute.json_plane import QueryRun, Result, error_body, run_mutation
 from quiver.http.graphiql import PAGE, assets
 from quiver.http.metrics import Metrics
+from quiver.http.sse import MEDIA_TYPE as SSE_TYPE
+from quiver.http.sse import sse_response
+from quiver.http.subscribe import Subscriptions
+from quiver.http.ws import GraphQLWebSocket
 from quiver.plan.build import PlanError, Prepared, prepare
 from quiver.sql.params import BadValue
 
@@ -57,6 +61,7 @@ class GraphQLEndpoint:
         self.db = db
         self.metrics = Metrics()
         self.schema: GraphQLSchema | None = None
+        self.subscriptions: Subscriptions | None = None  # set by the server: the hub needs NATS settings
 
     # -- request parsing ---------------------------------------------------------
     async def read_body(self, request: Request) -> bytes:
@@ -120,6 +125,8 @@ class GraphQLEndpoint:
         started = time.perf_counter()
         accept = request.headers.get("accept", "")
         media = GRAPHQL_RESPONSE_TYPE if GRAPHQL_RESPONSE_TYPE in accept else JSON_TYPE
+        if SSE_TYPE in accept and self.subscriptions is not None:
+            return await self.sse(request, self.subscriptions)
         if not token_ok(request.headers.get("authorization"), self.settings.tokens):
             self.metrics.requests.labels("unknown", "unauthenticated").inc()
             return self.unauthenticated(media)
@@ -137,6 +144,10 @@ class GraphQLEndpoint:
         except PlanError as error:
             return self.respond_errors(error.errors, media, "invalid")
         kind = prepared.operation.kind
+        if kind == "subscription":
+            refusal = GraphQLError("subscriptions are served over WebSocket (graphql-transport-ws) or as "
+                                   "Server-Sent Events (Accept: text/event-stream)", extensions={"code": "BAD_REQUEST"})
+            return self.failure(refusal, media, kind)
         if ARROW_TYPE in accept:
             return await self.arrow_response(prepared.operation, request, started)
         if kind == "mutation" and request.method == "GET":
@@ -147,6 +158,19 @@ class GraphQLEndpoint:
         else:
             result = await QueryRun(self.db, self.settings, schema, prepared).start()
         return self.respond(result, media, kind, started)
+
+    async def sse(self, request: Request, subscriptions: Subscriptions) -> Response:
+        """GraphQL over Server-Sent Events; tenant tokens apply (``auth.tenant_of``)."""
+        allowed, tenant = subscriptions.authorize(request.headers.get("authorization"))
+        if not allowed:
+            return self.unauthenticated(JSON_TYPE)
+        try:
+            query, variables, name = await self.parse_request(request)
+        except BadRequest as bad:
+            return Response(error_body([GraphQLError(bad.message, extensions={"code": "BAD_REQUEST"})]),
+                            status_code=bad.status, media_type=JSON_TYPE)
+        self.metrics.requests.labels("subscription", "ok").inc()
+        return await sse_response(subscriptions, tenant, query, variables, name)
 
     def unauthenticated(self, media: str) -> Response:
         refusal = GraphQLError("a valid bearer token is required", extensions={"code": "UNAUTHENTICATED"})
@@ -254,9 +278,11 @@ Lifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
 
 def http_app(endpoint: GraphQLEndpoint, lifespan: Lifespan) -> Starlette:
     """The Starlette application serving ``endpoint``; ``lifespan`` starts and stops what it needs."""
+    websocket = [WebSocketRoute("/graphql", GraphQLWebSocket(endpoint.subscriptions).serve)] if endpoint.subscriptions else []
     app = Starlette(
         routes=[
             Route("/graphql", endpoint.graphql, methods=["GET", "POST"]),
+            *websocket,
             Route("/health", endpoint.health, methods=["GET"]),
             Route("/metrics", endpoint.metrics_page, methods=["GET"]),
             assets(),

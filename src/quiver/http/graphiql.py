@@ -3,8 +3,8 @@
 ``scripts/fetch-graphiql`` (run by ``make install``) puts pinned npm builds of React,
 ReactDOM and GraphiQL, with their licences, under ``http/static/graphiql``; ``assets()``
 serves that folder at ``/graphiql``. A bearer token goes in GraphiQL's Headers tab
-(``{"Authorization": "Bearer ..."}``): GraphiQL sends it with every request and keeps it
-in the browser's local storage.
+(``{"Authorization": "Bearer ..."}``): GraphiQL sends it with every request (for
+subscriptions, in the WebSocket's ``connection_init``) and keeps it in the browser's local storage.
 """
 
 from __future__ import annotations
@@ -30,7 +30,10 @@ PAGE = """<!doctype html>
   <script src="/graphiql/react-dom/react-dom.production.min.js"></script>
   <script src="/graphiql/graphiql/graphiql.min.js"></script>
   <script>
-    const fetcher = GraphiQL.createFetcher({ url: window.location.pathname });
+    const ws = (window.location.protocol === 'https:' ? 'wss://' : 'ws://') + window.location.host;
+    const fetcher = GraphiQL.createFetcher({
+      url: window.location.pathname, subscriptionUrl: ws + window.location.pathname,
+    });
     ReactDOM.createRoot(document.getElementById('graphiql')).render(React.createElement(GraphiQL, {
       fetcher, defaultEditorToolsVisibility: true, shouldPersistHeaders: true,
     }));

@@ -9,13 +9,11 @@ answers it in memory, and unbounded it is the cheapest way to make a server work
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-import orjson
 from graphql import (
     DocumentNode,
     Executor,
@@ -34,6 +32,7 @@ from graphql.execution.values import get_argument_values
 
 from quiver.config import Limits
 from quiver.plan import nodes
+from quiver.plan.cursors import decode_cursor
 from quiver.schema import fields
 from quiver.schema.graphql import descriptor
 from quiver.schema.model import Column, Entity
@@ -146,7 +145,7 @@ class _Planner:
         elif op.operation is OperationType.QUERY:
             root_type, kind = self.schema.query_type, "query"
         else:
-            raise PlanError([GraphQLError("Subscriptions are not supported.", op)])
+            root_type, kind = self.schema.subscription_type, "subscription"
         assert root_type is not None
         grouped = collect_fields(self.schema, self.ex.fragments, self.ex.variable_values, root_type, op)
         roots = [self.root(root_type, key, details) for key, details in grouped.grouped_field_set.items()]
@@ -184,6 +183,12 @@ class _Planner:
                 key, meaning.entity, self.where_arg(meaning.entity, args.get("where"), details, path),
                 self.aggregate_fields(obj, details),
             )
+        if isinstance(meaning, fields.RootSubscription):
+            assert isinstance(obj, GraphQLObjectType)
+            entity = meaning.entity
+            start = self.stream_from(args.get("from"), details, path)
+            return nodes.SubscriptionRoot(key, entity, self.selection(entity, obj, details, path, 1),
+                                          self.where_arg(entity, args.get("where"), details, path), start)
         if isinstance(meaning, fields.InsertMutation):
             assert isinstance(obj, GraphQLObjectType)
             raw = args["objects"] if meaning.many else [args["object"]]
@@ -288,7 +293,7 @@ class _Planner:
             # orderBy: a first page in heap order followed by pages in key order loses rows).
             query = nodes.ListQuery(entity, selection, query.where, nodes.cursor_keys(query), limit, offset)
         if after is not None:
-            values = _decode_cursor(after)
+            values = decode_cursor(after)
             if values is None or len(values) != len(query.order):
                 raise self.error("`after` is not a cursor of this list's ordering", details, path)
             query = nodes.ListQuery(entity, selection, query.where, query.order, limit, offset, values)
@@ -310,9 +315,7 @@ class _Planner:
     def where_arg(
         self, entity: Entity, value: Mapping[str, Any] | None, details: list[FieldDetails], path: Sequence[str | int]
     ) -> nodes.Filter | None:
-        if value is None:
-            return None
-        return self.where(entity, value, details, path)
+        return None if value is None else self.where(entity, value, details, path)
 
     def where(
         self, entity: Entity, value: Mapping[str, Any], details: list[FieldDetails], path: Sequence[str | int],
@@ -367,6 +370,18 @@ class _Planner:
             keys.append(nodes.OrderKey(entity.column_by_field(name), *_DIRECTIONS[direction]))
         return tuple(keys)
 
+    def stream_from(self, value: Mapping[str, Any] | None, details: list[FieldDetails],
+                    path: Sequence[str | int]) -> nodes.StreamFrom | None:
+        if value is not None and (len(value) != 1 or next(iter(value.values())) is None):
+            raise self.error("`from` must set exactly one of `seq` and `time`", details, path)
+        if not value:
+            return None
+        if "seq" in value:
+            return nodes.StreamFrom(seq=max(int(value["seq"]), 0))
+        if value["time"] in ("infinity", "-infinity"):
+            raise self.error("`from.time` must be a finite time", details, path)
+        return nodes.StreamFrom(time=datetime.fromisoformat(value["time"]))
+
     def row_values(self, entity: Entity, value: Mapping[str, Any]) -> dict[str, Any]:
         return {entity.column_by_field(name).name: v for name, v in value.items()}
 
@@ -378,23 +393,7 @@ class _Planner:
                              LIMIT_EXCEEDED)
 
     @staticmethod
-    def error(message: str, details: list[FieldDetails], path: Sequence[str | int], code: str | None = None,
-              ) -> PlanError:
+    def error(message: str, details: list[FieldDetails], path: Sequence[str | int],
+              code: str | None = None) -> PlanError:
         extensions = {"code": code} if code else None
         return PlanError([GraphQLError(message, [d.node for d in details], path=path, extensions=extensions)])
-
-
-def encode_cursor(values: Sequence[str | None]) -> str:
-    """The opaque cursor for a row's sort-key values (their PostgreSQL text forms)."""
-    return base64.urlsafe_b64encode(orjson.dumps(list(values))).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[str | None, ...] | None:
-    try:
-        raw = base64.b64decode(cursor.replace("-", "+").replace("_", "/") + "==", validate=False)
-        values = orjson.loads(raw)
-    except (binascii.Error, ValueError, orjson.JSONDecodeError):
-        return None
-    if not isinstance(values, list) or not all(v is None or isinstance(v, str) for v in values):
-        return None
-    return tuple(values)

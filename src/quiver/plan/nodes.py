@@ -7,6 +7,7 @@ the typed-column compiler both read these nodes; nothing here is SQL or JSON.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from quiver.schema.model import Column, Entity, Relation
@@ -151,6 +152,25 @@ class IntrospectionRoot:
 
 
 @dataclass(frozen=True)
+class StreamFrom:
+    """Where a subscription's replay starts: an event ``seq`` (inclusive) or a time."""
+
+    seq: int | None = None
+    time: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SubscriptionRoot:
+    """The changes of one entity whose row image matches ``where``, each rendered as ``selection``."""
+
+    key: str
+    entity: Entity
+    selection: Selection
+    where: Filter | None
+    start: StreamFrom | None  # None: only changes published from now on
+
+
+@dataclass(frozen=True)
 class InsertRoot:
     key: str
     entity: Entity
@@ -176,12 +196,13 @@ class DeleteRoot:
     selection: Selection
 
 
-Root = ListRoot | OneRoot | AggregateRoot | TypenameRoot | IntrospectionRoot | InsertRoot | UpdateRoot | DeleteRoot
+Root = (ListRoot | OneRoot | AggregateRoot | TypenameRoot | IntrospectionRoot | InsertRoot | UpdateRoot | DeleteRoot
+        | SubscriptionRoot)
 
 
 @dataclass(frozen=True)
 class Operation:
-    kind: Literal["query", "mutation"]
+    kind: Literal["query", "mutation", "subscription"]
     roots: tuple[Root, ...]
 
     @property

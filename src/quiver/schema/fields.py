@@ -46,6 +46,11 @@ class RootAggregate:
 
 
 @dataclass(frozen=True)
+class RootSubscription:
+    entity: Entity
+
+
+@dataclass(frozen=True)
 class InsertMutation:
     entity: Entity
     many: bool
@@ -62,6 +67,6 @@ class DeleteMutation:
 
 
 Descriptor = (
-    ColumnField | RelationField | CursorField | CountField | RootList | RootOne | RootAggregate
+    ColumnField | RelationField | CursorField | CountField | RootList | RootOne | RootAggregate | RootSubscription
     | InsertMutation | UpdateMutation | DeleteMutation
 )

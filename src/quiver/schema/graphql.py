@@ -1,7 +1,8 @@
 """Build the graphql-core schema from the model.
 
 One object type per table or view; root fields for a list, by primary key and a
-count aggregate; relations both ways; filters, ordering and mutations.
+count aggregate; relations both ways; filters, ordering and mutations; a subscription
+field per entity (its changes, from the event stream).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from quiver.schema.fields import (
     RootAggregate,
     RootList,
     RootOne,
+    RootSubscription,
     UpdateMutation,
 )
 from quiver.schema.model import Column, Entity, Kind, Model, PgType
@@ -54,6 +56,14 @@ ORDER_DIRECTION = GraphQLEnumType(
         "DESC_NULLS_LAST": GraphQLEnumValue("DESC_NULLS_LAST"),
     },
     description="Sort direction; PostgreSQL's default puts NULLs last ascending, first descending.",
+)
+SUBSCRIPTION_FROM = GraphQLInputObjectType(
+    "SubscriptionFrom",
+    {
+        "seq": GraphQLInputField(scalars.BigInt, description="Replay from this event `seq` (inclusive)."),
+        "time": GraphQLInputField(scalars.DateTime, description="Replay the events that occurred at or after this."),
+    },
+    description="Where a subscription starts: set one field; leave `from` out to receive only new changes.",
 )
 
 _SCALARS: dict[Kind, GraphQLScalarType] = {
@@ -321,13 +331,25 @@ class SchemaBuilder:
             ), "Mutation")
         return GraphQLObjectType("Mutation", fields) if fields else None
 
+    def subscription(self) -> GraphQLObjectType:
+        """One field per entity: its row after each change (null for a TRUNCATE), from the event stream."""
+        fields: dict[str, GraphQLField] = {}
+        for entity in self.model.entities.values():
+            args = {"where": GraphQLArgument(self.where(entity)), "from": GraphQLArgument(SUBSCRIPTION_FROM)}
+            _put(fields, entity.list_field, GraphQLField(
+                self.object(entity), args=args, extensions=_ext(RootSubscription(entity)),
+                description=f"Each change of a matching {entity.type_name} row (the deleted row for a delete); "
+                            "`extensions` carries op and seq.",
+            ), "Subscription")
+        return GraphQLObjectType("Subscription", fields)
+
 
 def build_schema(model: Model) -> GraphQLSchema:
     """The GraphQL schema for ``model``."""
     if not model.entities:
         raise ValueError("no tables or views found in the configured schemas")
     builder = SchemaBuilder(model)
-    return GraphQLSchema(query=builder.query(), mutation=builder.mutation())
+    return GraphQLSchema(query=builder.query(), mutation=builder.mutation(), subscription=builder.subscription())
 
 
 def descriptor(field: GraphQLField) -> Descriptor | None:

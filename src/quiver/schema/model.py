@@ -95,6 +95,11 @@ class Entity:
     def qualified(self) -> str:
         return f"{quote_ident(self.schema)}.{quote_ident(self.name)}"
 
+    @property
+    def event_name(self) -> str:
+        """The ``entity`` of its change events: the table name, qualified by its schema outside public."""
+        return self.name if self.schema == "public" else f"{self.schema}.{self.name}"
+
     def column_by_field(self, field_name: str) -> Column:
         for column in self.columns.values():
             if column.field_name == field_name:

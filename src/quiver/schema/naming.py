@@ -76,7 +76,7 @@ def enum_value_name(label: str) -> str:
 _SCALAR_NAMES = ("Int", "Float", "String", "Boolean", "ID", "BigInt", "Decimal", "UUID", "DateTime",
                  "LocalDateTime", "Date", "Time", "Interval", "JSON", "Bytes")
 RESERVED_TYPES = frozenset(
-    {"Query", "Mutation", "Subscription", "OrderDirection"}
+    {"Query", "Mutation", "Subscription", "OrderDirection", "SubscriptionFrom"}
     | {name + suffix for name in _SCALAR_NAMES for suffix in ("", "Filter")}
     | {"List" + name + "Filter" for name in _SCALAR_NAMES}
 )
