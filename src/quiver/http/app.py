@@ -278,7 +278,8 @@ Lifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
 
 def http_app(endpoint: GraphQLEndpoint, lifespan: Lifespan) -> Starlette:
     """The Starlette application serving ``endpoint``; ``lifespan`` starts and stops what it needs."""
-    websocket = [WebSocketRoute("/graphql", GraphQLWebSocket(endpoint.subscriptions).serve)] if endpoint.subscriptions else []
+    subscriptions = endpoint.subscriptions
+    websocket = [WebSocketRoute("/graphql", GraphQLWebSocket(subscriptions).serve)] if subscriptions else []
     app = Starlette(
         routes=[
             Route("/graphql", endpoint.graphql, methods=["GET", "POST"]),

@@ -1,6 +1,6 @@
 """The GraphiQL page at GET /graphql, its assets served by the server itself (it works offline).
 
-``scripts/fetch-graphiql`` (run by ``make install``) puts pinned npm builds of React,
+``scripts/fetch-graphiql`` (run by ``make install``) puts pinned npm builds of React, graphql-ws,
 ReactDOM and GraphiQL, with their licences, under ``http/static/graphiql``; ``assets()``
 serves that folder at ``/graphiql``. A bearer token goes in GraphiQL's Headers tab
 (``{"Authorization": "Bearer ..."}``): GraphiQL sends it with every request (for
@@ -16,7 +16,7 @@ from starlette.staticfiles import StaticFiles
 
 ASSETS = Path(__file__).parent / "static" / "graphiql"
 
-PAGE = """<!doctype html>
+PAGE = r"""<!doctype html>
 <html lang="en">
 <head>
   <meta charset="utf-8">
@@ -29,11 +29,26 @@ PAGE = """<!doctype html>
   <script src="/graphiql/react/react.production.min.js"></script>
   <script src="/graphiql/react-dom/react-dom.production.min.js"></script>
   <script src="/graphiql/graphiql/graphiql.min.js"></script>
+  <script src="/graphiql/graphql-ws/graphql-ws.min.js"></script>
   <script>
     const ws = (window.location.protocol === 'https:' ? 'wss://' : 'ws://') + window.location.host;
-    const fetcher = GraphiQL.createFetcher({
-      url: window.location.pathname, subscriptionUrl: ws + window.location.pathname,
+    let headers = {};  // the Headers tab's, as GraphiQL last passed them: sent in connection_init
+    const wsClient = graphqlWs.createClient({
+      url: ws + window.location.pathname, connectionParams: () => headers,
     });
+    const http = GraphiQL.createFetcher({ url: window.location.pathname });
+    // GraphiQL's own test needs the editor's parsed document, which lags the keyboard a little
+    const isSubscription = (params, options) => {
+      const document = options && options.documentAST;
+      if (!document) return /^\s*subscription\b/.test(params.query.replace(/#[^\n]*/g, ''));
+      return document.definitions.some((d) => d.kind === 'OperationDefinition' && d.operation === 'subscription'
+        && (d.name ? d.name.value : undefined) === (params.operationName || undefined));
+    };
+    const fetcher = (params, options) => {
+      if (!isSubscription(params, options)) return http(params, options);
+      headers = (options && options.headers) || {};
+      return wsClient.iterate(params);
+    };
     ReactDOM.createRoot(document.getElementById('graphiql')).render(React.createElement(GraphiQL, {
       fetcher, defaultEditorToolsVisibility: true, shouldPersistHeaders: true,
     }));

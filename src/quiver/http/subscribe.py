@@ -32,16 +32,21 @@ class CutOff(Exception):
 class Outbox:
     """A connection's queue of outgoing frames, bounded: over the bound it is cut off."""
 
-    def __init__(self, bound: int) -> None:
+    def __init__(self, bound: int, on_cut_off: Callable[[str], None] | None = None) -> None:
         self.bound = bound
+        self.on_cut_off = on_cut_off  # told at once (a transport blocked on a full socket closes it)
         self.queue: asyncio.Queue[str | None] = asyncio.Queue()
         self.reason: str | None = None
 
     def push(self, frames: list[str]) -> bool:
-        """Queue ``frames`` without waiting; False (and cut off) when that would pass the bound."""
+        """Queue ``frames`` without waiting; False (and cut off) when more than the bound still wait.
+
+        A batch is accepted whole while the queue is within the bound, so a subscriber that keeps
+        up is never cut off by one large batch.
+        """
         if self.reason is not None:
             return False
-        if self.queue.qsize() + len(frames) > self.bound:
+        if self.queue.qsize() > self.bound:  # what still waits from earlier batches, not this one
             self.cut_off(f"too slow: more than {self.bound:,} messages were waiting to be sent")
             return False
         for frame in frames:
@@ -54,6 +59,8 @@ class Outbox:
         while not self.queue.empty():
             self.queue.get_nowait()
         self.queue.put_nowait(None)
+        if self.on_cut_off is not None:
+            self.on_cut_off(reason)
 
     def finish(self, frames: list[str]) -> None:
         """``frames`` last, then the end (CutOff with an empty reason)."""

@@ -63,20 +63,26 @@ class Connection:
     def __init__(self, subscriptions: Subscriptions, websocket: WebSocket) -> None:
         self.subscriptions = subscriptions
         self.websocket = websocket
-        self.outbox = Outbox(subscriptions.bound)
+        self.outbox = Outbox(subscriptions.bound, on_cut_off=self.cut_off)
+        self.sender: asyncio.Task[None] | None = None
         self.acknowledged = False
         self.tenant: str | None = None
         self.operations: dict[str, asyncio.Task[None]] = {}
         self.subscribers: dict[str, Subscriber] = {}
 
+    def cut_off(self, reason: str) -> None:
+        """Too slow: stop the send in flight (its socket is full) so the close goes out now."""
+        if self.sender is not None:
+            self.sender.cancel()
+
     async def run(self) -> None:
-        sender = asyncio.create_task(self.send_all())
+        sender = self.sender = asyncio.create_task(self.send_all())
         receiver = asyncio.create_task(self.receive_all())
         try:
             done, _ = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
             code, reason = 1000, ""
             for task in done:
-                error = task.exception()
+                error = CutOff(self.outbox.reason or "") if task.cancelled() else task.exception()
                 if isinstance(error, Close):
                     code, reason = error.code, error.reason
                 elif isinstance(error, CutOff):

@@ -37,6 +37,7 @@ from quiver.subscriptions.subscriber import Event, Subscriber
 
 log = logging.getLogger("quiver.subscriptions")
 RETRY_SECONDS = (0.1, 0.2, 0.5, 1.0, 2.0)
+REPLAY_SLACK = 100  # a replaying subscriber may hold this many times its message bound of live events
 
 
 class EventsUnavailable(Unavailable):
@@ -74,6 +75,8 @@ class Hub:
                 except (OSError, NatsError, TimeoutError) as error:
                     raise EventsUnavailable(f"cannot reach NATS ({type(error).__name__})") from None
                 self.js = self.nc.jetstream(timeout=5)
+                # As the relay and the consumers do: a subscription may come before the first event.
+                await bus.ensure_streams(self.js, self.topology)
             return self.js
 
     async def subscribe(self, subscriber: Subscriber) -> None:
@@ -230,9 +233,10 @@ class Feed:
                 live.append(s)
             elif not s.ended:
                 s.pending.append(events)
-                if s.pending_events() > bound * 10:
-                    self.hub.unsubscribe(s, GraphQLError(f"the replay could not catch up with the live stream "
-                                                 f"({bound * 10:,} events waiting)", extensions={"code": "TOO_SLOW"}))
+                if s.pending_events() > bound * REPLAY_SLACK:
+                    self.hub.unsubscribe(s, GraphQLError(
+                        f"the replay could not catch up with the live stream ({bound * REPLAY_SLACK:,} events "
+                        "waiting)", extensions={"code": "TOO_SLOW"}))
         if live:
             await self.hub.deliver(live, events)
 
