@@ -17,13 +17,13 @@ import itertools
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import psycopg
 import pytest
-from playwright.sync_api import Route, WebSocket, expect, sync_playwright
+from playwright.sync_api import Page, Route, WebSocket, expect, sync_playwright
 
 from tests.conftest import ROOT, Server, start_server, stop_server
 from tests.support.pipeline import Pipeline, nats_url
@@ -39,37 +39,47 @@ def chromium() -> str:
     return found
 
 
-def run_in_graphiql(server: Server, screenshot: Path, headers: str | None = None) -> tuple[str, list[str]]:
-    """The result pane's text after typing QUERY (and ``headers``) into GraphiQL; the off-server requests."""
+def only_the_server(server: Server, outside: list[str]) -> Callable[[Route], None]:
+    """A route handler passing the server's own requests and refusing (and noting in ``outside``) the rest."""
     own = urlsplit(server.url).netloc
-    outside: list[str] = []
 
-    def only_the_server(route: Route) -> None:
+    def route(route: Route) -> None:
         if urlsplit(route.request.url).netloc == own:
             route.continue_()
         else:
             outside.append(route.request.url)
             route.abort()
+    return route
+
+
+def run_typed(page: Page, server: Server, operation: str, headers: str | None) -> None:
+    """Open GraphiQL, type ``headers`` into its Headers tab and ``operation`` into its editor, and run it."""
+    page.goto(server.url + "/graphql", wait_until="load")
+    editor = page.locator(".graphiql-query-editor .CodeMirror")
+    editor.wait_for(timeout=30_000)
+    if headers is not None:
+        page.get_by_role("button", name="Headers").click()
+        header_editor = page.locator(".graphiql-editor-tool .CodeMirror").last
+        header_editor.wait_for(timeout=30_000)
+        header_editor.click()
+        page.keyboard.type(headers)
+    editor.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.press("Delete")
+    page.keyboard.type(operation)
+    page.locator(".graphiql-execute-button").click()
+
+
+def run_in_graphiql(server: Server, screenshot: Path, headers: str | None = None) -> tuple[str, list[str]]:
+    """The result pane's text after typing QUERY (and ``headers``) into GraphiQL; the off-server requests."""
+    outside: list[str] = []
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 720})
-            page.route("**/*", only_the_server)
-            page.goto(server.url + "/graphql", wait_until="load")
-            editor = page.locator(".graphiql-query-editor .CodeMirror")
-            editor.wait_for(timeout=30_000)
-            if headers is not None:
-                page.get_by_role("button", name="Headers").click()
-                header_editor = page.locator(".graphiql-editor-tool .CodeMirror").last
-                header_editor.wait_for(timeout=30_000)
-                header_editor.click()
-                page.keyboard.type(headers)
-            editor.click()
-            page.keyboard.press("Control+A")
-            page.keyboard.press("Delete")
-            page.keyboard.type(QUERY)
-            page.locator(".graphiql-execute-button").click()
+            page.route("**/*", only_the_server(server, outside))
+            run_typed(page, server, QUERY, headers)
             result = page.locator(".result-window")
             result.get_by_text('"status"').first.wait_for(timeout=30_000)
             text = result.inner_text()
@@ -128,13 +138,6 @@ def subscribe_in_graphiql(server: Server, db_url: str, screenshot: Path,
     outside: list[str] = []
     frames: list[str] = []
 
-    def only_the_server(route: Route) -> None:
-        if urlsplit(route.request.url).netloc == own:
-            route.continue_()
-        else:
-            outside.append(route.request.url)
-            route.abort()
-
     def watch(socket: WebSocket) -> None:
         if urlsplit(socket.url).netloc != own:
             outside.append(socket.url)
@@ -147,22 +150,9 @@ def subscribe_in_graphiql(server: Server, db_url: str, screenshot: Path,
         browser = playwright.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 720})
-            page.route("**/*", only_the_server)
+            page.route("**/*", only_the_server(server, outside))
             page.on("websocket", watch)
-            page.goto(server.url + "/graphql", wait_until="load")
-            editor = page.locator(".graphiql-query-editor .CodeMirror")
-            editor.wait_for(timeout=30_000)
-            if headers is not None:
-                page.get_by_role("button", name="Headers").click()
-                header_editor = page.locator(".graphiql-editor-tool .CodeMirror").last
-                header_editor.wait_for(timeout=30_000)
-                header_editor.click()
-                page.keyboard.type(headers)
-            editor.click()
-            page.keyboard.press("Control+A")
-            page.keyboard.press("Delete")
-            page.keyboard.type(SUBSCRIPTION)
-            page.locator(".graphiql-execute-button").click()
+            run_typed(page, server, SUBSCRIPTION, headers)
             result = page.locator(".result-window")
             deadline = time.monotonic() + 90
             note = ""
