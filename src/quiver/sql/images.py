@@ -12,7 +12,7 @@ Two statements per batch of one entity's events:
   subscription with a filter at once (one ``LATERAL (VALUES ...)`` row per subscription).
 * ``SelectionTemplate.statement``: the JSON text of each matched image for one selection.
 
-The images travel as one ``text[]`` parameter (their ``to_jsonb`` text, as captured).
+The images travel as one JSON array parameter (their ``to_jsonb`` text, as captured).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from quiver.plan import nodes
@@ -31,16 +32,21 @@ from quiver.sql.params import PlaceholderParams
 ROW_ALIAS = "t1"  # the rebuilt row; the scope's first alias, so inner aliases (t2, ...) never collide
 _EVENT = '"quiver event"'  # (d: image text, n: ordinal) — a space: no GraphQL key or t-alias can be it
 _MATCH = '"quiver match"'
-_TEXT = PgType(kind=Kind.TEXT, sql="text")
 _BIGINT = PgType(kind=Kind.BIGINT, sql="bigint")
 
 
 def _rows(entity: Entity, images: str, ordinals: str | None) -> str:
     """FROM clause: each image with its ordinal, and the table row it stands for as ``t1``."""
-    source = (f"unnest({images}) WITH ORDINALITY AS {_EVENT}(d, n)" if ordinals is None
-              else f"unnest({images}, {ordinals}) AS {_EVENT}(d, n)")
+    elements = f"jsonb_array_elements(CAST({images} AS jsonb))"
+    source = (f"{elements} WITH ORDINALITY AS {_EVENT}(d, n)" if ordinals is None
+              else f"ROWS FROM ({elements}, unnest({ordinals})) AS {_EVENT}(d, n)")
     return (f"FROM {source} CROSS JOIN LATERAL jsonb_populate_record(CAST(NULL AS {entity.qualified}), "
-            f"CAST({_EVENT}.d AS jsonb)) AS {ROW_ALIAS}")
+            f"{_EVENT}.d) AS {ROW_ALIAS}")
+
+
+def _images(params: PlaceholderParams, images: list[str]) -> str:
+    """The images as one JSON array parameter: one string to send, where a ``text[]`` costs a dump per image."""
+    return params.raw("[" + ",".join(images) + "]")
 
 
 @dataclass(frozen=True)
@@ -61,7 +67,7 @@ def where_fragment(where: nodes.Filter) -> Fragment:
 def match_statement(entity: Entity, filters: Sequence[Fragment], images: list[str]) -> tuple[str, list[Any]]:
     """(ordinal of the image, 1-based index into ``filters``) of every match; ``filters`` must not be empty."""
     params = PlaceholderParams()
-    source = _rows(entity, params.array(images, _TEXT), None)
+    source = _rows(entity, _images(params, images), None)
     values: list[Any] = list(params.values)
     cases = []
     for index, fragment in enumerate(filters, 1):
@@ -86,7 +92,7 @@ class SelectionTemplate:
         columns = select_list(selection, entity, ROW_ALIAS, Scope(params, counter=1), ())
         return cls(entity, columns, tuple(params.values))
 
-    @property
+    @cached_property
     def key(self) -> str:
         """Equal for equal statements (the select list and its values)."""
         return self.columns + "\x00" + json.dumps(self.values, default=str)
@@ -94,7 +100,7 @@ class SelectionTemplate:
     def statement(self, images: list[str], ordinals: list[int]) -> tuple[str, list[Any]]:
         """(ordinal, JSON text of the selection) of each image."""
         params = PlaceholderParams()
-        images_sql, ordinals_sql = params.array(images, _TEXT), params.array(ordinals, _BIGINT)
+        images_sql, ordinals_sql = _images(params, images), params.array(ordinals, _BIGINT)
         rendered = f"(SELECT CAST(row_to_json({ROW}.*) AS text) FROM (SELECT {self.columns}) AS {ROW})"
         sql = f"SELECT {_EVENT}.n, {rendered} {_rows(self.entity, images_sql, ordinals_sql)}"
         return PlaceholderParams.render(sql), [*self.values, *params.values]

@@ -77,6 +77,11 @@ class PlaceholderParams(Params):
         self.values.append([text_form(v, pg_type) for v in values])
         return f"CAST(CAST({_MARK} AS text[]) AS {sql_type or pg_type.scalar_sql}[])"
 
+    def raw(self, value: str) -> str:
+        """A bare placeholder for ``value``, sent as it is (the caller casts it)."""
+        self.values.append(value)
+        return _MARK
+
     @staticmethod
     def render(sql: str) -> str:
         """psycopg's form: literal ``%`` doubled, placeholders as ``%s``."""

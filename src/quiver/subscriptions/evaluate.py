@@ -13,14 +13,16 @@ a delete, and null for a truncate (every row of the entity is gone).
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
 from quiver.sql.images import SelectionTemplate, match_statement
 from quiver.sql.json import SESSION_SETTINGS
-from quiver.subscriptions.subscriber import Event, Subscriber
+from quiver.subscriptions.subscriber import Batch, Event, Subscriber
 
 
 def image(event: Event) -> str:
@@ -42,44 +44,67 @@ async def begin(conn: Any, timeout_ms: int) -> None:
 
 
 async def evaluate(conn: Any, subscribers: list[Subscriber], events: list[Event]) -> dict[Subscriber, list[bytes]]:
-    """The messages of each subscriber for ``events`` (one entity's, in ``seq`` order), in ``seq`` order.
+    """The messages of each subscriber (all of one entity) for ``events``, in ``seq`` order.
 
     ``conn`` is a psycopg connection inside a transaction (``begin``). Advances each
-    subscriber's watermark past the batch.
+    subscriber's watermark past the batch. Python's work per subscriber is a bisection plus
+    its own matches: the filters of all of them run in one statement.
     """
-    shown = {s: s.take(events) for s in subscribers}
-    rows: dict[int, Event] = {}  # seq -> event, the row events any subscriber may be shown
-    for seen in shown.values():
-        rows.update((e["seq"], e) for e in seen if e["op"] != "truncate")
-    ordered = sorted(rows)
-    ordinal = {seq: n for n, seq in enumerate(ordered, 1)}
-    images = [image(rows[seq]) for seq in ordered]
-    matched = await _matches(conn, subscribers, shown, ordinal, images)
+    batch = Batch.of(subscribers[0].entity, events)
+    shown = {s: s.take(batch) for s in subscribers}
+    lowest = min((indices[0] for indices in shown.values() if indices), default=len(batch.events))
+    rows = [i for i in range(lowest, len(batch.events)) if batch.events[i]["op"] != "truncate"]
+    truncates = [i for i in range(lowest, len(batch.events)) if batch.events[i]["op"] == "truncate"]
+    images = [image(batch.events[i]) for i in rows]  # image n (1-based) is event rows[n - 1]
+    matched = await _matches(conn, subscribers, shown, rows, images)
     rendered = await _render(conn, subscribers, matched, images)
     out: dict[Subscriber, list[bytes]] = {}
     for s in subscribers:
-        key, hits, json_of = s.root.key, matched[s], rendered[s.template.key]
-        out[s] = [message(key, b"null", e) if e["op"] == "truncate" else message(key, json_of[n], e)
-                  for e in shown[s] if e["op"] == "truncate" or (n := ordinal[e["seq"]]) in hits]
+        key, json_of = s.root.key, rendered[s.template.key]
+        hits = [(rows[n - 1], n) for n in matched[s]]
+        if truncates:
+            allowed = shown[s]
+            hits += [(i, 0) for i in truncates if _within(allowed, i)]
+            hits.sort()
+        out[s] = [message(key, json_of[n] if n else b"null", batch.events[i]) for i, n in hits]
     return out
 
 
-async def _matches(conn: Any, subscribers: list[Subscriber], shown: dict[Subscriber, list[Event]],
-                   ordinal: dict[int, int], images: list[str]) -> dict[Subscriber, set[int]]:
-    """The ordinals of the images each subscriber's filter matches (of those it may be shown)."""
-    matched = {s: {ordinal[e["seq"]] for e in shown[s] if e["op"] != "truncate"} for s in subscribers}
-    filtered = [s for s in subscribers if s.match is not None and matched[s]]
+def _within(indices: Sequence[int], index: int) -> bool:
+    """``index in indices`` for a sorted sequence (a range answers at once)."""
+    if isinstance(indices, range):
+        return index in indices
+    at = bisect_left(indices, index)
+    return at < len(indices) and indices[at] == index
+
+
+async def _matches(conn: Any, subscribers: list[Subscriber], shown: dict[Subscriber, Sequence[int]],
+                   rows: list[int], images: list[str]) -> dict[Subscriber, list[int]]:
+    """The image ordinals (ascending) each subscriber is to be shown: its filter's matches among those it may see."""
+    matched: dict[Subscriber, list[int]] = {}
+    filtered = []
+    for s in subscribers:
+        allowed = shown[s]
+        if not allowed or not rows or rows[-1] < allowed[0]:
+            matched[s] = []
+        elif s.match is not None:
+            filtered.append(s)
+        elif isinstance(allowed, range):  # every row event from its first on
+            matched[s] = list(range(bisect_left(rows, allowed.start) + 1, len(rows) + 1))
+        else:
+            matched[s] = [n for n, i in enumerate(rows, 1) if _within(allowed, i)]
     if filtered:
         sql, values = match_statement(filtered[0].root.entity, [s.match for s in filtered if s.match], images)
-        hits: dict[Subscriber, set[int]] = defaultdict(set)
+        hits: dict[int, list[int]] = defaultdict(list)
         for n, index in await (await conn.execute(sql, values)).fetchall():
-            hits[filtered[index - 1]].add(n)
-        for s in filtered:
-            matched[s] &= hits[s]
+            hits[index].append(n)
+        for index, s in enumerate(filtered, 1):
+            allowed = shown[s]
+            matched[s] = sorted(n for n in hits.get(index, ()) if _within(allowed, rows[n - 1]))
     return matched
 
 
-async def _render(conn: Any, subscribers: list[Subscriber], matched: dict[Subscriber, set[int]],
+async def _render(conn: Any, subscribers: list[Subscriber], matched: dict[Subscriber, list[int]],
                   images: list[str]) -> dict[str, dict[int, bytes]]:
     """The JSON of each matched image under each distinct selection (subscribers with equal ones share it),
     by the selection's key."""
@@ -87,7 +112,7 @@ async def _render(conn: Any, subscribers: list[Subscriber], matched: dict[Subscr
     wanted: dict[str, set[int]] = defaultdict(set)
     for s in subscribers:
         templates[s.template.key] = s.template
-        wanted[s.template.key] |= matched[s]
+        wanted[s.template.key].update(matched[s])
     rendered: dict[str, dict[int, bytes]] = {}
     for key, ordinals in wanted.items():
         chosen = sorted(ordinals)

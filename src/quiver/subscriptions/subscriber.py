@@ -10,7 +10,8 @@ switch from replay to live, and a re-published message, free of duplicates.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,24 @@ from quiver.plan import nodes
 from quiver.sql.images import Fragment, SelectionTemplate, where_fragment
 
 Event = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One entity's events of a batch, in ``seq`` order, with their ``seq`` list (for bisection).
+
+    Built once per batch, so that what each of a thousand subscribers is shown costs a
+    bisection, not a pass over the batch.
+    """
+
+    events: list[Event]
+    seqs: list[int]
+
+    @classmethod
+    def of(cls, entity: str, events: list[Event]) -> Batch:
+        """Its entity's own events only (two entities' subjects can coincide), in ``seq`` order."""
+        own = sorted((e for e in events if e.get("entity") == entity), key=lambda e: int(e["seq"]))
+        return cls(own, [int(e["seq"]) for e in own])
 
 
 @dataclass(eq=False)
@@ -51,18 +70,21 @@ class Subscriber:
         """The entity name its events carry (subjects of two entities can coincide: events are checked)."""
         return self.root.entity.event_name
 
-    def take(self, events: list[Event]) -> list[Event]:
-        """The events (in ``seq`` order) it is to be shown, advancing the watermark past all of its entity's.
+    def take(self, batch: Batch) -> Sequence[int]:
+        """The indices (ascending) of the batch's events it is to be shown, advancing the watermark past them all.
 
-        Its entity's own events only (two entities' subjects can coincide), each once; then
-        only those in its time range and of its tenant (its filter is applied after this).
+        Each event once (those above the watermark); then only those in its time range and of
+        its tenant (its filter is applied after this).
         """
-        fresh = [e for e in events if e.get("entity") == self.entity and e["seq"] > self.watermark]
-        if fresh:
-            self.watermark = fresh[-1]["seq"]
-        if self.since_us is not None:
-            fresh = [e for e in fresh if int(e.get("occurred_at") or 0) >= self.since_us]
-        return fresh if self.tenant is None else [e for e in fresh if e.get("tenant_id") == self.tenant]
+        start = bisect_right(batch.seqs, self.watermark)
+        end = len(batch.seqs)
+        if start < end:
+            self.watermark = batch.seqs[-1]
+        if self.since_us is None and self.tenant is None:
+            return range(start, end)
+        since, tenant, events = self.since_us or 0, self.tenant, batch.events
+        return [i for i in range(start, end) if int(events[i].get("occurred_at") or 0) >= since
+                and (tenant is None or events[i].get("tenant_id") == tenant)]
 
     def pending_events(self) -> int:
         return sum(len(batch) for batch in self.pending)
