@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,6 +53,11 @@ class Settings(BaseSettings):
     flightsql_secret: str = ""
     tls_cert: str | None = None  # PEM files: serve Flight over grpc+tls
     tls_key: str | None = None
+    # -- live datasets (docs/live.md) ---------------------------------------------------
+    live_entities: list[str] = Field(default_factory=list)  # tables kept in memory (list field or table name)
+    live_memory_mb: int = 1024  # what the live datasets may hold together; an entity over it is not cached
+    live_fresh_timeout_ms: int = 5_000  # how long a `consistency: "fresh"` read waits for the dataset
+    live_fresh_fallback: Literal["postgres", "error"] = "postgres"  # after that wait: read PostgreSQL, or refuse
 
     # -- events ------------------------------------------------------------------------
     nats_url: str = "nats://127.0.0.1:14222"

@@ -44,6 +44,7 @@ STATUSES: dict[str, Status] = {
     "DATABASE_ERROR": Status(200, "INTERNAL"),  # any other SQLSTATE
     "DATABASE_UNAVAILABLE": Status(503, "UNAVAILABLE"),  # retry: no connection, or none free in time
     "EVENTS_UNAVAILABLE": Status(503, "UNAVAILABLE"),  # retry: NATS (the event stream) cannot be reached
+    "NOT_FRESH": Status(503, "UNAVAILABLE"),  # a `fresh` live read whose dataset did not catch up in time: retry
     "TOO_SLOW": Status(429, "UNAVAILABLE"),  # a subscriber that fell too far behind, cut off: reconnect from its cursor
     "INTERNAL": Status(500, "INTERNAL"),  # a bug: see the server log for the error id
 }
@@ -51,6 +52,10 @@ STATUSES: dict[str, Status] = {
 
 class Unavailable(Exception):
     """A service the request needs could not be had in time (e.g. every pooled connection stayed busy)."""
+
+
+class NotFresh(Exception):
+    """A ``consistency: "fresh"`` read whose live dataset did not apply every committed change in time."""
 
 
 class UnsupportedValue(Exception):
@@ -135,6 +140,8 @@ def classify(exc: BaseException) -> str:
     """The code of any exception met while answering a request."""
     if isinstance(exc, UnsupportedValue):
         return "UNSUPPORTED_VALUE"
+    if isinstance(exc, NotFresh):
+        return "NOT_FRESH"
     if isinstance(exc, Unavailable):
         return "DATABASE_UNAVAILABLE"
     state = sqlstate_of(exc)

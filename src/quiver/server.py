@@ -22,6 +22,7 @@ from quiver.db import Database
 from quiver.flight.server import QuiverFlightServer
 from quiver.http.app import GraphQLEndpoint, http_app
 from quiver.http.subscribe import Subscriptions
+from quiver.live.datasets import LiveCollector, LiveDatasets
 from quiver.schema.graphql import build_schema
 from quiver.schema.introspect import introspect
 from quiver.schema.model import Model
@@ -80,12 +81,19 @@ class QuiverServer:
         model, schema = await anyio.to_thread.run_sync(load_schema, self.settings)
         self.endpoint.schema = schema
         await self.db.open()
+        live = LiveDatasets(self.settings, model, self.db.adbc) if self.settings.live_entities else None
         try:
+            if live is not None:
+                await live.start()
+                self.endpoint.live = live
+                self.endpoint.metrics.registry.register(LiveCollector(live))
             if self.settings.flight_port is not None:
-                self.flight = QuiverFlightServer(self.settings, schema, model, self.db.adbc)
+                self.flight = QuiverFlightServer(self.settings, schema, model, self.db.adbc, live)
                 self.flight.start()
             yield
         finally:
+            if live is not None:
+                await live.close()
             await self.hub.close()
             if self.flight is not None:
                 await anyio.to_thread.run_sync(self.flight.stop)

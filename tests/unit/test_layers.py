@@ -20,7 +20,7 @@ LAYERS: list[set[str]] = [
     {"sql"},
     {"arrow"},
     {"execute", "events"},
-    {"subscriptions"},
+    {"subscriptions", "live"},
     {"flight", "http"},
     {"server", "client"},
     {"demo"},

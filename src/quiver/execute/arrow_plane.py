@@ -109,12 +109,12 @@ class IpcStream:
     ``path``, ``extensions.code``), followed by the end-of-stream marker.
     """
 
-    def __init__(self, query: ArrowQuery, pool: AdbcPool, settings: Settings, compression: str | None) -> None:
-        self.key = query.root.key
-        self.batches = query.batches(pool, settings)
+    def __init__(self, key: str, schema: pa.Schema, batches: Generator[pa.RecordBatch, None, None],
+                 compression: str | None) -> None:
+        self.key = key
+        self.batches = batches
         self.sink = _Chunks()
-        self.writer = pa.ipc.new_stream(self.sink, query.schema,
-                                        options=pa.ipc.IpcWriteOptions(compression=compression))
+        self.writer = pa.ipc.new_stream(self.sink, schema, options=pa.ipc.IpcWriteOptions(compression=compression))
         self.template: pa.RecordBatch | None = None  # zero rows, the dictionaries already sent
         self.done = False
 

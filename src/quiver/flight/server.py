@@ -34,6 +34,7 @@ from quiver.flight.ingest import IngestError, ingest
 from quiver.flight.sql.service import FlightSql
 from quiver.flight.status import Missing, RequestError, first_then_rest, guarded, guarded_stream, to_status
 from quiver.flight.tickets import EventsTicket
+from quiver.live.datasets import LiveDatasets
 from quiver.plan import nodes
 from quiver.plan.build import PlanError, prepare
 from quiver.schema.model import Entity, Kind, Model
@@ -41,7 +42,8 @@ from quiver.sql.params import BadValue
 
 
 class QuiverFlightServer(flight.FlightServerBase):  # type: ignore[misc]
-    def __init__(self, settings: Settings, schema: GraphQLSchema, model: Model, pool: AdbcPool) -> None:
+    def __init__(self, settings: Settings, schema: GraphQLSchema, model: Model, pool: AdbcPool,
+                 live: LiveDatasets | None = None) -> None:
         assert settings.flight_port is not None
         scheme = "grpc+tls" if settings.tls_cert else "grpc"
         self.location = f"{scheme}://{settings.host}:{settings.flight_port}"
@@ -55,6 +57,7 @@ class QuiverFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         self.schema = schema
         self.model = model
         self.pool = pool
+        self.live = live  # entities answered from memory when they can be (docs/live.md)
         self._stopping = threading.Event()  # ends live event tails, which shutdown would wait for
         secret = settings.flightsql_secret.encode() or secrets.token_bytes(32)
         self.sql = FlightSql(pool, settings, secret)  # Flight SQL's commands, tickets and actions
@@ -114,10 +117,12 @@ class QuiverFlightServer(flight.FlightServerBase):  # type: ignore[misc]
             reader = pa.RecordBatchReader.from_batches(EVENT_SCHEMA, guarded_stream(stream, midstream=True))
             return flight.RecordBatchStream(reader, options=options)
         query = self.resolve(parsed)
+        live = self.live.answer(query, parsed.consistency) if self.live is not None else None
+        schema, source = live or (query.schema, query.batches(self.pool, self.settings))
         # RecordBatchStream (unlike GeneratorStream) writes dictionary batches for enum columns.
         # Closing the stream closes the batches: a client that went away cancels the statement.
-        batches = first_then_rest(query.batches(self.pool, self.settings))
-        return flight.RecordBatchStream(pa.RecordBatchReader.from_batches(query.schema, batches), options=options)
+        batches = first_then_rest(source)
+        return flight.RecordBatchStream(pa.RecordBatchReader.from_batches(schema, batches), options=options)
 
     def get_schema(self, context: Any, descriptor: flight.FlightDescriptor) -> flight.SchemaResult:
         if _is_sql(descriptor):
@@ -145,7 +150,8 @@ class QuiverFlightServer(flight.FlightServerBase):  # type: ignore[misc]
             entity = self.entity(ticket.entity)
             ranges, total = self.partitions(entity)
             endpoints = [
-                flight.FlightEndpoint(tickets.EntityTicket(ticket.entity, r, ticket.compression).encode(), [])
+                flight.FlightEndpoint(tickets.EntityTicket(ticket.entity, r, ticket.compression,
+                                                            ticket.consistency).encode(), [])
                 for r in ranges
             ]
             return flight.FlightInfo(query.schema, descriptor, endpoints, total, -1)
@@ -246,7 +252,7 @@ def _is_sql(descriptor: flight.FlightDescriptor) -> bool:
 
 def entity_root(entity: Entity, bounds: tuple[Any, Any] | None) -> nodes.ListRoot:
     """A whole-entity read: every column in table order, optionally one primary-key range."""
-    selection = tuple(nodes.ScalarOut(c.field_name, c) for c in entity.columns.values())
+    selection = nodes.whole_row(entity)
     where: nodes.Filter | None = None
     if bounds is not None:
         if len(entity.primary_key) != 1:

@@ -1,6 +1,7 @@
 """Flight tickets and descriptor commands: UTF-8 JSON with a ``kind``.
 
-* ``{"kind": "graphql", "query": ..., "variables": {...}, "operationName": ..., "compression": "zstd"}``
+* ``{"kind": "graphql", "query": ..., "variables": {...}, "operationName": ..., "compression": "zstd",
+  "consistency": "fresh"}`` (``consistency``: for live datasets, docs/live.md; ``entity`` tickets take it too)
 * ``{"kind": "entity", "entity": "orders", "range": [lo, hi], "compression": ...}`` — a whole
   table or view (every column), optionally one primary-key range ``lo <= pk < hi``
   (``None`` for an open end); GetFlightInfo hands these out as parallel endpoints.
@@ -37,6 +38,7 @@ class GraphQLTicket:
     variables: dict[str, Any] = field(default_factory=dict)
     operation_name: str | None = None
     compression: str | None = None
+    consistency: str | None = None  # "fresh": a live dataset first applies every change committed before
     kind: Literal["graphql"] = "graphql"
 
     def encode(self) -> bytes:
@@ -47,6 +49,8 @@ class GraphQLTicket:
             body["operationName"] = self.operation_name
         if self.compression:
             body["compression"] = self.compression
+        if self.consistency:
+            body["consistency"] = self.consistency
         return orjson.dumps(body)
 
 
@@ -55,6 +59,7 @@ class EntityTicket:
     entity: str
     range: tuple[Any, Any] | None = None
     compression: str | None = None
+    consistency: str | None = None
     kind: Literal["entity"] = "entity"
 
     def encode(self) -> bytes:
@@ -63,6 +68,8 @@ class EntityTicket:
             body["range"] = list(self.range)
         if self.compression:
             body["compression"] = self.compression
+        if self.consistency:
+            body["consistency"] = self.consistency
         return orjson.dumps(body)
 
 
@@ -87,6 +94,7 @@ Ticket = GraphQLTicket | EntityTicket | EventsTicket
 
 Bound = Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)] | None
 Compression = Literal["lz4", "zstd"] | None
+Consistency = Literal["fresh", "any"] | None
 
 
 class _Body(BaseModel):
@@ -96,12 +104,14 @@ class _Body(BaseModel):
 
 
 class _GraphQL(_Body):
+    consistency: Consistency = None
     query: Annotated[StrictStr, Field(min_length=1)]
     variables: dict[str, Any] | None = None
     operationName: StrictStr | None = None  # the GraphQL-over-HTTP spelling
 
 
 class _Entity(_Body):
+    consistency: Consistency = None
     entity: StrictStr
     range: Annotated[list[Bound], Field(min_length=2, max_length=2)] | None = None  # [low, high]
 
@@ -143,9 +153,10 @@ def parse(raw: bytes) -> Ticket:
     except ValidationError as error:
         raise TicketError(_problem(error)) from None
     if isinstance(valid, _GraphQL):
-        return GraphQLTicket(valid.query, dict(valid.variables or {}), valid.operationName, valid.compression)
+        return GraphQLTicket(valid.query, dict(valid.variables or {}), valid.operationName, valid.compression,
+                             valid.consistency)
     if isinstance(valid, _Entity):
         bounds = (valid.range[0], valid.range[1]) if valid.range is not None else None
-        return EntityTicket(valid.entity, bounds, valid.compression)
+        return EntityTicket(valid.entity, bounds, valid.compression, valid.consistency)
     assert isinstance(valid, _Events)
     return EventsTicket(valid.entity, valid.from_seq, valid.follow, valid.compression)

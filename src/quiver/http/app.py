@@ -36,6 +36,7 @@ from quiver.http.sse import MEDIA_TYPE as SSE_TYPE
 from quiver.http.sse import sse_response
 from quiver.http.subscribe import Subscriptions
 from quiver.http.ws import GraphQLWebSocket
+from quiver.live.datasets import LiveDatasets
 from quiver.plan.build import PlanError, Prepared, prepare
 from quiver.sql.params import BadValue
 
@@ -62,6 +63,7 @@ class GraphQLEndpoint:
         self.metrics = Metrics()
         self.schema: GraphQLSchema | None = None
         self.subscriptions: Subscriptions | None = None  # set by the server: the hub needs NATS settings
+        self.live: LiveDatasets | None = None  # set by the server when QUIVER_LIVE_ENTITIES names any
 
     # -- request parsing ---------------------------------------------------------
     async def read_body(self, request: Request) -> bytes:
@@ -192,11 +194,17 @@ class GraphQLEndpoint:
         compression = request.headers.get("quiver-arrow-compression") or None
         if compression not in (None, "lz4", "zstd"):
             return self.arrow_refusal("quiver-arrow-compression must be lz4 or zstd")
+        consistency = request.headers.get("quiver-consistency") or None
+        if consistency not in (None, "fresh", "any"):
+            return self.arrow_refusal("quiver-consistency must be fresh or any")
         try:
             query = ArrowQuery.compile(data_root(operation))
         except (ArrowRequestError, BadValue) as error:
             return self.arrow_refusal(str(error))
-        stream = IpcStream(query, self.db.adbc, self.settings, compression)
+        try:
+            stream = await anyio.to_thread.run_sync(self.ipc_stream, query, consistency, compression)
+        except Exception as exc:  # noqa: BLE001 - e.g. NOT_FRESH: an ordinary error response
+            return self.failure(database_error(exc, path=[query.root.key]), JSON_TYPE, "query")
         try:
             head = await anyio.to_thread.run_sync(stream.first)
         except Exception as exc:  # noqa: BLE001 - before the first byte: an ordinary error response
@@ -205,6 +213,12 @@ class GraphQLEndpoint:
         self.metrics.requests.labels("query", "ok").inc()
         return StreamingResponse(self._measured(arrow_ipc_stream(head, stream), "arrow", started),
                                  media_type=ARROW_TYPE)
+
+    def ipc_stream(self, query: ArrowQuery, consistency: str | None, compression: str | None) -> IpcStream:
+        """From the live dataset when it can answer (docs/live.md), else from PostgreSQL (blocking)."""
+        live = self.live.answer(query, consistency) if self.live is not None else None
+        schema, batches = live or (query.schema, query.batches(self.db.adbc, self.settings))
+        return IpcStream(query.root.key, schema, batches, compression)
 
     def arrow_refusal(self, message: str) -> Response:
         error = GraphQLError(message, extensions={"code": "BAD_REQUEST"})

@@ -220,5 +220,10 @@ def cursor_keys(query: ListQuery) -> tuple[OrderKey, ...]:
     return tuple(keys)
 
 
+def whole_row(entity: Entity) -> Selection:
+    """Every column of the entity in table order, each under its field name (a whole-entity read)."""
+    return tuple(ScalarOut(c.field_name, c) for c in entity.columns.values())
+
+
 def has_cursor(selection: Selection) -> bool:
     return any(isinstance(out, CursorOut) for out in selection)

@@ -25,14 +25,16 @@ from typing import Any
 
 from quiver.plan import nodes
 from quiver.schema.model import Entity, Kind, PgType
+from quiver.sql.columns import select_typed
 from quiver.sql.expr import ROW, Scope, where_sql
 from quiver.sql.json import select_list
-from quiver.sql.params import PlaceholderParams
+from quiver.sql.params import Params, PlaceholderParams
 
 ROW_ALIAS = "t1"  # the rebuilt row; the scope's first alias, so inner aliases (t2, ...) never collide
 _EVENT = '"quiver event"'  # (d: image text, n: ordinal) — a space: no GraphQL key or t-alias can be it
 _MATCH = '"quiver match"'
 _BIGINT = PgType(kind=Kind.BIGINT, sql="bigint")
+_TEXT = PgType(kind=Kind.TEXT, sql="text")
 
 
 def _rows(entity: Entity, images: str, ordinals: str | None) -> str:
@@ -104,3 +106,15 @@ class SelectionTemplate:
         rendered = f"(SELECT CAST(row_to_json({ROW}.*) AS text) FROM (SELECT {self.columns}) AS {ROW})"
         sql = f"SELECT {_EVENT}.n, {rendered} {_rows(self.entity, images_sql, ordinals_sql)}"
         return PlaceholderParams.render(sql), [*self.values, *params.values]
+
+
+def typed_rows(entity: Entity, images: list[str], params: Params) -> str:
+    """The images as the Arrow plane's typed columns (``sql/columns.py``) of a whole-row read, in order.
+
+    What a live dataset stores: an event's row converted by the same SQL as a table read,
+    so a live answer holds exactly the values a PostgreSQL answer would.
+    """
+    scope = Scope(params, counter=1)
+    columns = select_typed(nodes.whole_row(entity), entity, ROW_ALIAS, scope, ())
+    source = _rows(entity, params.value("[" + ",".join(images) + "]", _TEXT), None)
+    return f"SELECT {columns} {source} ORDER BY {_EVENT}.n"

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import pyarrow as pa
 import pytest
 
 from quiver.config import Settings
 from quiver.errors import UnsupportedValue
-from quiver.execute.arrow_plane import ERROR_KEY, ArrowQuery, IpcStream, error_of
+from quiver.execute.arrow_plane import ERROR_KEY, IpcStream, error_of
 
 SCHEMA = pa.schema([("id", pa.int64()), ("status", pa.dictionary(pa.int32(), pa.string()))])
 LABELS = pa.array(["new", "paid", "shipped"])
@@ -40,8 +40,12 @@ class _Query:
             yield _batch(index * 3)
 
 
+def _stream(query: _Query) -> IpcStream:
+    return IpcStream(query.root.key, query.schema, query.batches(None, Settings()), None)
+
+
 def _read(fail_after: int | None) -> tuple[list[pa.RecordBatch], list[dict[str, object] | None]]:
-    stream = IpcStream(cast(ArrowQuery, _Query(fail_after)), cast(Any, None), Settings(), None)
+    stream = _stream(_Query(fail_after))
     chunks = [stream.first()]
     while (chunk := stream.next()) is not None:
         chunks.append(chunk)
@@ -74,7 +78,7 @@ def test_a_complete_stream_has_no_error() -> None:
 
 
 def test_a_failure_before_the_first_batch_raises() -> None:
-    stream = IpcStream(cast(ArrowQuery, _Query(fail_after=0)), cast(Any, None), Settings(), None)
+    stream = _stream(_Query(fail_after=0))
     with pytest.raises(UnsupportedValue):
         stream.first()  # nothing sent yet: the HTTP layer answers with a JSON error (422 here)
     stream.close()
