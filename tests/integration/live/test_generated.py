@@ -144,7 +144,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         with stack.plain.client() as client:
             schema = orjson.loads(client.post("/graphql", json={"query": INTROSPECTION}).content)["data"]["__schema"]
         type_ = next(t for t in schema["types"] if t["description"] == f"table {table}")
-        fields = {f["description"][7:]: f["name"] for f in type_["fields"] if (f["description"] or "").startswith("column ")}
+        fields = {f["description"][7:]: f["name"] for f in type_["fields"]
+                  if (f["description"] or "").startswith("column ")}
         query_fields = schema["queryType"]["fields"]
         listed = next(f["name"] for f in query_fields if _named(f["type"]) == (True, type_["name"]))
         one = next(f["name"] for f in query_fields if _named(f["type"]) == (False, type_["name"]))
@@ -194,8 +195,8 @@ def random_writes(ident: sql.Identifier, columns: dict[str, str], seed: int, cou
         elif choice in ("key", "part"):
             change = (sql.SQL("id = id + {}").format(sql.Literal(KEYS)) if choice == "key"
                       else sql.SQL("part = part || 'z'"))
-            new = (sql.SQL("id = {} AND part = {}").format(sql.Literal(key + KEYS), sql.Literal(part)) if choice == "key"
-                   else sql.SQL("id = {} AND part = {}").format(sql.Literal(key), sql.Literal(part + "z")))
+            pair = (key + KEYS, part) if choice == "key" else (key, part + "z")
+            new = sql.SQL("id = {} AND part = {}").format(sql.Literal(pair[0]), sql.Literal(pair[1]))
             out.append(sql.SQL("UPDATE {t} SET {change} WHERE {where} AND NOT EXISTS (SELECT FROM {t} WHERE {new})")
                        .format(t=ident, change=change, where=where, new=new))
         elif choice == "delete":
@@ -252,8 +253,8 @@ def queries(draw: st.DrawFn, s: Setup) -> tuple[str, bool]:
         return (f'{{ {s.roots[1]}({keys[0]}: {draw(st.integers(1, 2 * KEYS))}, {keys[1]}: '
                 f'{json.dumps(draw(st.sampled_from(["x", "y", "xz"])))}) {{ {selection} }} }}', True)
     if kind == "count":
-        args = f"(where: {where})" if where else ""
-        return f"{{ {s.roots[2]}{args} {{ count __typename }} }}", True
+        counted = f"(where: {where})" if where else ""
+        return f"{{ {s.roots[2]}{counted} {{ count __typename }} }}", True
     args = [f"where: {where}"] if where else []
     order_keys = draw(st.lists(st.sampled_from(SORTABLE), max_size=2, unique=True))
     directions = ["ASC", "DESC", "ASC_NULLS_FIRST", "DESC_NULLS_LAST"]
