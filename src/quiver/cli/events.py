@@ -152,8 +152,12 @@ def run(database_url: DatabaseUrl = None, sink: SinkNames = None,
 
 
 @app.command()
-def status(database_url: DatabaseUrl = None) -> None:
-    """Per-stage counts and lags: outbox, JetStream, each sink's consumer."""
+def status(
+    database_url: DatabaseUrl = None,
+    server: Annotated[str | None, typer.Option(help="A `quiver serve` URL: adds its live datasets "
+                                               "(state, why not cached, rows, watermark) from its /metrics")] = None,
+) -> None:
+    """Per-stage counts and lags: outbox, JetStream, each sink's consumer, and a server's live datasets."""
     settings = _settings(database_url)
     table = Table("stage", "measure", "value")
     with psycopg.connect(settings.database_url) as conn:
@@ -220,6 +224,11 @@ def status(database_url: DatabaseUrl = None) -> None:
         except Exception as error:  # noqa: BLE001 - a sink down (or chDB held by its consumer) is a status too
             count = f"unreadable: {str(error)[:300] or type(error).__name__}"
         table.add_row(f"sink {name}", "visible events (documented read)", count)
+    if server is not None:
+        from quiver.live.report import live_lines
+
+        for entity, measure, value in live_lines(server):
+            table.add_row(f"live {entity}", measure, value)
     console.print(table)
 
 

@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 from nats.errors import Error as NatsError
+from nats.js.errors import NotFoundError
 
 from quiver.arrow.convert import conform, converters
 from quiver.config import Settings
@@ -103,7 +104,7 @@ class Dataset:
         """The table as of one snapshot into a fresh live table (blocking)."""
         query = ArrowQuery.compile(self.whole)
         self.store.create(self.name, query.schema)
-        seq = _max_seq(self.adbc, self.settings)
+        seq = newest_seq(self.adbc)
         rows = 0
         for batch in query.batches(self.adbc, self.settings):
             self.store.load(self.name, batch)
@@ -191,11 +192,13 @@ class Dataset:
         start = (reader.next_stream_seq or 1) - 1
         await _retrying(f"{self.name}: snapshot", functools.partial(asyncio.to_thread, self.load, start, memory_bytes))
         self.state = State.CATCHING_UP
+        target = await _retrying(f"{self.name}: catch-up position", functools.partial(self._caught_up_at, reader))
         attempt = 0
         while True:
             try:
                 events = await reader.read()
-                caught_up = not events and self.state is not State.LIVE and await reader.caught_up()
+                caught_up = self.state is not State.LIVE and (
+                    (reader.next_stream_seq or 1) - 1 >= target or (not events and await reader.caught_up()))
                 attempt = 0
             except Exception as error:  # noqa: BLE001 - NATS away: the reader resumes where it stopped
                 log.info("live dataset %s: reading the stream: %s; retrying", self.name, type(error).__name__)
@@ -206,11 +209,20 @@ class Dataset:
                 position = (reader.next_stream_seq or 1) - 1
                 await _retrying(f"{self.name}: apply", functools.partial(
                     asyncio.to_thread, self.apply, events, position, memory_bytes))
-            elif caught_up:
+            if caught_up:
                 self.state = State.LIVE
                 log.info("live dataset %s: live at seq %s (%s rows)", self.name, self.seq, f"{self.rows:,}")
             async with self.applied:
                 self.applied.notify_all()
+
+    async def _caught_up_at(self, reader: StreamReader) -> int:
+        """The stream position past which the replay shows every change the snapshot showed: the subject's
+        last message once every outbox row committed by the snapshot's end is published. Without it a
+        steady writer (never an empty read) would keep the dataset catching up forever."""
+        newest = await asyncio.to_thread(newest_seq, self.adbc)
+        while await asyncio.to_thread(unpublished, self.adbc, newest):
+            await asyncio.sleep(0.05)
+        return await last_message(reader.js, reader.topology.stream, reader.subject)
 
     async def wait_applied(self, stream_seq: int, deadline: float) -> bool:
         """Whether the dataset applied the stream up to ``stream_seq`` before ``deadline`` (monotonic)."""
@@ -259,17 +271,36 @@ def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def _max_seq(pool: AdbcPool, settings: Settings) -> int:
-    """The highest outbox seq committed now: a snapshot started after this shows at least every change to it."""
+def _scalar(pool: AdbcPool, sql: str, params: tuple[Any, ...] = ()) -> Any:
     conn = pool.acquire()
     ok = False
     try:
         cursor = conn.cursor()
-        cursor.execute("SELECT coalesce(max(seq), 0) FROM quiver.outbox")
+        cursor.execute(sql, params or None)
         found = cursor.fetchone()
         cursor.close()
         conn.rollback()
         ok = True
-        return int(found[0]) if found else 0
+        return found[0] if found else None
     finally:
         pool.release(conn, ok)
+
+
+def newest_seq(pool: AdbcPool) -> int:
+    """The highest outbox seq committed now: a snapshot started after this shows at least every change to it."""
+    return int(_scalar(pool, "SELECT coalesce(max(seq), 0) FROM quiver.outbox") or 0)
+
+
+def unpublished(pool: AdbcPool, upto: int) -> bool:
+    """Whether an outbox row with seq <= ``upto`` still waits for the relay."""
+    return bool(_scalar(pool, "SELECT EXISTS (SELECT FROM quiver.outbox WHERE published_at IS NULL "
+                              "AND seq <= $1)", (upto,)))
+
+
+async def last_message(js: Any, stream: str, subject: str) -> int:
+    """The stream sequence of ``subject``'s last message (0: none yet)."""
+    try:
+        last = await js.get_last_msg(stream, subject)
+    except NotFoundError:
+        return 0
+    return int(last.seq or 0)

@@ -20,7 +20,6 @@ from typing import Any
 
 import nats
 import pyarrow as pa
-from nats.js.errors import NotFoundError
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -30,7 +29,7 @@ from quiver.errors import NotFresh
 from quiver.events import bus
 from quiver.events.reading import StreamReader
 from quiver.execute.arrow_plane import ArrowQuery
-from quiver.live.dataset import Dataset, State
+from quiver.live.dataset import Dataset, State, last_message, newest_seq, unpublished
 from quiver.live.store import Store, to_answer
 from quiver.plan import nodes
 from quiver.schema.model import Entity, Model
@@ -164,38 +163,14 @@ class LiveDatasets:
 
     async def fresh(self, dataset: Dataset, deadline: float) -> bool:
         """Wait until ``dataset`` applied every change committed now; False at ``deadline``."""
-        newest = await asyncio.to_thread(self._newest_seq)
-        while await asyncio.to_thread(self._unpublished, newest):
+        newest = await asyncio.to_thread(newest_seq, self.adbc)
+        while await asyncio.to_thread(unpublished, self.adbc, newest):
             if time.monotonic() >= deadline:
                 return False
             await asyncio.sleep(0.01)
         js = self.nc.jetstream(timeout=max(0.1, deadline - time.monotonic()))
-        try:
-            last = await js.get_last_msg(self.topology.stream, self.topology.subject(dataset.entity.event_name))
-        except NotFoundError:
-            return True  # nothing was ever published for it
-        return await dataset.wait_applied(int(last.seq or 0), deadline)
-
-    def _scalar(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
-        conn = self.adbc.acquire()
-        ok = False
-        try:
-            cursor = conn.cursor()
-            cursor.execute(sql, params or None)
-            found = cursor.fetchone()
-            cursor.close()
-            conn.rollback()
-            ok = True
-            return found[0] if found else None
-        finally:
-            self.adbc.release(conn, ok)
-
-    def _newest_seq(self) -> int:
-        return int(self._scalar("SELECT coalesce(max(seq), 0) FROM quiver.outbox") or 0)
-
-    def _unpublished(self, newest: int) -> bool:
-        return bool(self._scalar("SELECT EXISTS (SELECT FROM quiver.outbox WHERE published_at IS NULL "
-                                 "AND seq <= $1)", (newest,)))
+        last = await last_message(js, self.topology.stream, self.topology.subject(dataset.entity.event_name))
+        return await dataset.wait_applied(last, deadline)
 
     # -- reporting --------------------------------------------------------------------------------
 
