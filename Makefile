@@ -53,12 +53,15 @@ bench: $(STAMP)
 	eval "$$(scripts/services env)" && $(PY) -m benchmarks.query_planes
 	eval "$$(scripts/services env)" && $(PY) -m benchmarks.events
 	eval "$$(scripts/services env)" && $(PY) -m benchmarks.capture
+	eval "$$(scripts/services env)" && $(PY) -m benchmarks.live_lag --output docs/benchmarks.md
+	eval "$$(scripts/services env)" && $(PY) -m benchmarks.live_lag --orders 1000000 --output docs/benchmarks.md
 
 # The generated tests with many more examples than `make test` runs (minutes, not seconds).
 fuzz: $(STAMP)
 	scripts/services start
-	eval "$$(scripts/services env)" && QUIVER_CAPTURE_EXAMPLES=2000 QUIVER_BACKFILL_EXAMPLES=1000 $(PY) -m pytest -q \
-		tests/integration/events/test_capture_generated.py tests/integration/events/test_backfill_generated.py
+	eval "$$(scripts/services env)" && QUIVER_CAPTURE_EXAMPLES=2000 QUIVER_BACKFILL_EXAMPLES=1000 QUIVER_LIVE_EXAMPLES=1000 $(PY) -m pytest -q \
+		tests/integration/events/test_capture_generated.py tests/integration/events/test_backfill_generated.py \
+		tests/integration/live/test_generated.py
 
 clean: services-stop
 	rm -rf .services

@@ -14,7 +14,9 @@ variants, each timed end to end from the request to a ``pyarrow.Table`` in this 
 (g) Quiver's Flight SQL through ADBC's Flight SQL driver: the same typed SQL as (a), sent to Quiver's
     Flight port (``adbc_driver_flightsql.dbapi``, ``fetch_arrow_table()``);
 (h) the same Flight SQL through pyarrow's C++ Flight client (GetFlightInfo of a CommandStatementQuery,
-    then ``do_get(...).read_all()``): the server's share of (g) apart from ADBC's Go client.
+    then ``do_get(...).read_all()``): the server's share of (g) apart from ADBC's Go client;
+(i) Quiver over Arrow Flight from a live dataset: a second server with ``QUIVER_LIVE_ENTITIES=["orders"]``
+    answers from memory (DuckDB, kept fresh by the event stream; ``docs/live.md``), not from PostgreSQL.
 
 Each variant is also timed to a pandas DataFrame (``types_mapper=pd.ArrowDtype`` and default) and a
 polars DataFrame. Variants are interleaved round by round; every size is checked once first.
@@ -31,7 +33,9 @@ import datetime as dt
 import gc
 import json
 import os
+import re
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -47,6 +51,7 @@ import numpy as np
 import orjson
 import pandas as pd
 import polars as pl
+import psutil
 import pyarrow as pa
 import pyarrow.flight as pa_flight
 from adbc_driver_postgresql import StatementOptions
@@ -82,9 +87,13 @@ QUIET_ADBC_ROWS_PER_S = 1.3e6
 MACHINE_NOTE = ("the vCPUs are shared and noisy (a cloud VM; other work may run at the same time); "
                 "PostgreSQL is the embedded build that scripts/services runs")
 
-ADBC, FLIGHT, ARROW_HTTP, JSON_PLANE, FRAISEQL, STRAWBERRY, FLIGHT_SQL, FLIGHT_SQL_PYARROW = (
-    "adbc", "flight", "arrow_http", "json", "fraiseql_v1", "strawberry", "flight_sql", "flight_sql_pyarrow")
-VARIANTS = (ADBC, FLIGHT, ARROW_HTTP, JSON_PLANE, FRAISEQL, STRAWBERRY, FLIGHT_SQL, FLIGHT_SQL_PYARROW)
+ADBC, FLIGHT, ARROW_HTTP, JSON_PLANE, FRAISEQL, STRAWBERRY, FLIGHT_SQL, FLIGHT_SQL_PYARROW, LIVE = (
+    "adbc", "flight", "arrow_http", "json", "fraiseql_v1", "strawberry", "flight_sql", "flight_sql_pyarrow",
+    "live_flight")
+VARIANTS = (ADBC, FLIGHT, ARROW_HTTP, JSON_PLANE, FRAISEQL, STRAWBERRY, FLIGHT_SQL, FLIGHT_SQL_PYARROW, LIVE)
+LIVE_SERVER = "quiver live"
+#: The live server's own event namespace (its JetStream stream), so that it shares nothing with other runs.
+LIVE_NAMESPACE = "benchlive"
 LABELS = {
     ADBC: "(a) in-process ADBC (PostgreSQL → Arrow limit)",
     FLIGHT: "(b) Quiver, Arrow Flight",
@@ -94,12 +103,13 @@ LABELS = {
     STRAWBERRY: "(f) Strawberry + psycopg",
     FLIGHT_SQL: "(g) Quiver, Flight SQL (ADBC client)",
     FLIGHT_SQL_PYARROW: "(h) Quiver, Flight SQL (pyarrow client)",
+    LIVE: "(i) Quiver, Arrow Flight from a live dataset",
 }
 TIMESTAMP_NOTE = ("Strawberry prints timestamps with six fractional digits where PostgreSQL (Quiver, FraiseQL v1) "
                   "drops trailing zeros; the check compares them as instants")
 SHORT = {ADBC: "(a) ADBC", FLIGHT: "(b) Flight", ARROW_HTTP: "(c) Arrow/HTTP", JSON_PLANE: "(d) JSON",
          FRAISEQL: "(e) FraiseQL v1", STRAWBERRY: "(f) Strawberry", FLIGHT_SQL: "(g) Flight SQL",
-         FLIGHT_SQL_PYARROW: "(h) Flight SQL, pyarrow"}
+         FLIGHT_SQL_PYARROW: "(h) Flight SQL, pyarrow", LIVE: "(i) live Flight"}
 STAGES = ("table", "pandas_arrow", "pandas", "polars")
 STAGE_LABELS = {"table": "pyarrow.Table", "pandas_arrow": "pandas (ArrowDtype)", "pandas": "pandas (default)",
                 "polars": "polars"}
@@ -116,6 +126,10 @@ RATIOS: tuple[tuple[str, str, str], ...] = (
     (STRAWBERRY, FLIGHT, "pandas"),
     (FRAISEQL, FLIGHT, "polars"),
     (STRAWBERRY, FLIGHT, "polars"),
+    (FLIGHT, LIVE, "table"),
+    (JSON_PLANE, LIVE, "table"),
+    (FRAISEQL, LIVE, "table"),
+    (STRAWBERRY, LIVE, "table"),
 )
 
 
@@ -149,6 +163,8 @@ TARGETS = (
     Target(FRAISEQL, FLIGHT, 1_000_000, False, 12.0),
     Target(STRAWBERRY, FLIGHT, 100_000, False, 50.0),
     Target(STRAWBERRY, FLIGHT, 1_000_000, False, 50.0),
+    Target(JSON_PLANE, LIVE, 1_000_000, False, 40.0),
+    Target(FRAISEQL, LIVE, 1_000_000, False, 50.0),
 )
 
 
@@ -224,6 +240,7 @@ class BenchResult:
     load_average: tuple[tuple[float, float, float], tuple[float, float, float]]  # (1, 5, 15 min) at start, end
     versions: dict[str, str] = field(default_factory=dict)
     duration_s: float = 0.0
+    live_dataset: dict[str, float] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         """Raw numbers plus medians and rates."""
@@ -236,7 +253,7 @@ class BenchResult:
                           "median_ratios": medians, "skipped": size.skipped, "notes": size.notes})
         return {"sizes": sizes, "peak_rss_mb": self.peak_rss_mb, "machine": self.machine, "database": self.database,
                 "date": self.date, "command": self.command, "load_average": self.load_average,
-                "versions": self.versions, "duration_s": self.duration_s}
+                "versions": self.versions, "duration_s": self.duration_s, "live_dataset": self.live_dataset}
 
 
 # --- the variants ---------------------------------------------------------------------------------
@@ -258,6 +275,9 @@ class Planes:
     adbc: Any  # adbc_driver_postgresql.dbapi.Connection
     flight_sql: Any  # adbc_driver_flightsql.dbapi.Connection to Quiver's Flight port
     flight_raw: Any  # pyarrow.flight.FlightClient to the same port
+    live_server: Server
+    live: Client  # Flight client of the live server
+    live_dataset: dict[str, float] = field(default_factory=dict)  # rows, load seconds, memory (after loading)
     body_bytes: dict[str, int] = field(default_factory=dict)
 
     def fetch(self, key: str, rows: int) -> tuple[pa.Table, Keep]:
@@ -266,6 +286,8 @@ class Planes:
             return self.adbc_table(rows), None
         if key == FLIGHT:
             return self.flight.query(payload(rows)["query"]), None
+        if key == LIVE:
+            return self.live.query(payload(rows)["query"]), None
         if key == ARROW_HTTP:
             return self.arrow_http_table(rows), None
         if key == FLIGHT_SQL:
@@ -329,8 +351,8 @@ class Planes:
         Flight uses the client's own calls (``Client.to_pandas``, ``Client.to_polars``), one request each;
         the other variants convert the table of the timed request and add the conversion time.
         """
-        if key == FLIGHT:
-            return self.flight_sample(rows)
+        if key in (FLIGHT, LIVE):
+            return self.flight_sample(rows, self.live if key == LIVE else self.flight)
         gc.collect()
         started = time.perf_counter()
         table, keep = self.fetch(key, rows)
@@ -342,13 +364,13 @@ class Planes:
         elapsed = fetched - started
         return Sample(elapsed, elapsed + pandas_arrow, elapsed + pandas_default, elapsed + polars)
 
-    def flight_sample(self, rows: int) -> Sample:
+    def flight_sample(self, rows: int, client: Client) -> Sample:
         """Four Flight requests: ``query``, ``to_pandas`` (ArrowDtype, then default) and ``to_polars``."""
         graphql = payload(rows)["query"]
-        table = _timed(lambda: self.flight.query(graphql))
-        pandas_arrow = _timed(lambda: self.flight.to_pandas(graphql))
-        pandas_default = _timed(lambda: self.flight.to_pandas(graphql, types_mapper=None))
-        polars = _timed(lambda: self.flight.to_polars(graphql))
+        table = _timed(lambda: client.query(graphql))
+        pandas_arrow = _timed(lambda: client.to_pandas(graphql))
+        pandas_default = _timed(lambda: client.to_pandas(graphql, types_mapper=None))
+        polars = _timed(lambda: client.to_polars(graphql))
         return Sample(table, pandas_arrow, pandas_default, polars)
 
 
@@ -365,11 +387,11 @@ def _timed(make: Callable[[], object]) -> float:
 # --- servers --------------------------------------------------------------------------------------
 
 
-def start_quiver(db_url: str) -> tuple[Server, str]:
+def start_quiver(db_url: str, name: str = QUIVER, **env: str) -> tuple[Server, str]:
     """``python -m quiver.cli serve --port P --flight-port F``; returns the server and its Flight URL."""
     port, flight_port = free_port(), free_port()
     command = [sys.executable, "-m", "quiver.cli", "serve", "--port", str(port), "--flight-port", str(flight_port)]
-    server = start_server(QUIVER, command, {**os.environ, "QUIVER_DATABASE_URL": db_url}, port)
+    server = start_server(name, command, {**os.environ, "QUIVER_DATABASE_URL": db_url, **env}, port)
     flight_url = f"grpc://127.0.0.1:{flight_port}"
     deadline = time.monotonic() + 30
     while True:
@@ -382,6 +404,47 @@ def start_quiver(db_url: str) -> tuple[Server, str]:
                 stop_server(server)
                 raise
             time.sleep(0.1)
+
+
+def live_env() -> dict[str, str]:
+    return {"QUIVER_LIVE_ENTITIES": '["orders"]', "QUIVER_LIVE_MEMORY_MB": "8192",
+            "QUIVER_EVENTS_NAMESPACE": LIVE_NAMESPACE}
+
+
+def start_live_quiver(db_url: str, timeout: float = 900.0) -> tuple[Server, str, float]:
+    """A Quiver server keeping ``orders`` live, once its dataset is live; also the seconds loading took.
+
+    Capture is installed on the bench database first (``quiver events install``: triggers and the
+    outbox; nothing writes here, so no event is ever produced)."""
+    environment = {**os.environ, "QUIVER_DATABASE_URL": db_url, **live_env()}
+    subprocess.run([sys.executable, "-m", "quiver.cli", "events", "install"], env=environment, check=True,
+                   capture_output=True, timeout=300)
+    began = time.perf_counter()
+    server, flight_url = start_quiver(db_url, LIVE_SERVER, **live_env())
+    deadline = time.monotonic() + timeout
+    while True:
+        state = live_state(server.url)
+        if state.startswith("live"):
+            return server, flight_url, time.perf_counter() - began
+        if state.startswith("not cached") or time.monotonic() > deadline:
+            stop_server(server)
+            raise RuntimeError(f"the live dataset did not become live: {state or 'no state'}")
+        time.sleep(0.2)
+
+
+def live_state(url: str, entity: str = "orders") -> str:
+    """``state`` (and ``: reason``) of one live dataset, from the server's /metrics."""
+    text = httpx.get(url + "/metrics", timeout=10).text
+    found = re.search(r'^quiver_live_state\{entity="' + re.escape(entity) + r'",reason="([^"]*)",state="([^"]*)"\} 1',
+                      text, re.M)
+    return "" if found is None else found.group(2) + (f": {found.group(1)}" if found.group(1) else "")
+
+
+def live_metric(url: str, name: str) -> float:
+    """One sample of a live-dataset metric on /metrics (the first line of ``name``)."""
+    text = httpx.get(url + "/metrics", timeout=10).text
+    found = re.search(r"^" + name + r"(?:\{[^}]*\})? (\S+)", text, re.M)
+    return float(found.group(1)) if found else 0.0
 
 
 def start_strawberry(db_url: str) -> Server:
@@ -409,7 +472,15 @@ def open_planes(db_url: str, with_strawberry: bool = True) -> Iterator[Planes]:
         stack.callback(sql_client.close)
         raw = pa_flight.connect(flight_url)
         stack.callback(raw.close)
-        yield Planes(quiver, flight_url, baseline, strawberry, http, flight, connection, sql_client, raw)
+        live_server, live_url, load_seconds = start_live_quiver(db_url)
+        stack.callback(stop_server, live_server)
+        live = stack.enter_context(Client(live_url))
+        dataset = {"rows": live_metric(live_server.url, "quiver_live_rows"), "load_seconds": load_seconds,
+                   "duckdb_bytes": live_metric(live_server.url, "quiver_live_memory_bytes"),
+                   "rss_bytes": float(psutil.Process(live_server.pid).memory_info().rss),
+                   "plain_rss_bytes": float(psutil.Process(quiver.pid).memory_info().rss)}
+        yield Planes(quiver, flight_url, baseline, strawberry, http, flight, connection, sql_client, raw,
+                     live_server, live, dataset)
 
 
 # --- measurement ----------------------------------------------------------------------------------
@@ -461,10 +532,26 @@ def check_size(planes: Planes, rows: int, keys: list[str]) -> list[str]:
             reference_ids = ids
             if len(np.unique(ids)) != rows:
                 raise AssertionError(f"{key}: duplicate ids")
+        elif key == LIVE:  # a LIMIT without an order: any N rows (DuckDB streams its scan), checked below
+            if len(np.unique(ids)) != rows:
+                raise AssertionError(f"{key}: duplicate ids")
         elif not np.array_equal(ids, reference_ids):
             raise AssertionError(f"{key}: id set differs from {keys[0]}'s")
         if key == FLIGHT:
             flight_table = table
+        elif key == LIVE:
+            if (table.schema.metadata or {}).get(b"quiver:source") != b"live":
+                raise AssertionError("the live server answered from PostgreSQL, not from its live dataset")
+            if flight_table is not None and not without_freshness(table).schema.equals(flight_table.schema,
+                                                                                         check_metadata=True):
+                raise AssertionError("live Flight and Flight returned different schemas")
+            ordered = f"{{ orders(orderBy: [{{id: ASC}}], limit: {int(rows)}) {{ {FIELDS} }} }}"
+            live_ordered = planes.live.query(ordered)
+            if not without_freshness(live_ordered).equals(planes.flight.query(ordered), check_metadata=True):
+                raise AssertionError("live Flight and Flight returned different tables for the same ordered query")
+            notes.add("live Flight and Flight returned equal tables (schema, metadata bar freshness, and values) "
+                      "for the query ordered by id; unordered, the live answer is N distinct rows of the table, "
+                      "not necessarily the N that PostgreSQL's scan meets first")
         elif key == ARROW_HTTP and flight_table is not None and not table.equals(flight_table, check_metadata=True):
             raise AssertionError("Arrow over HTTP and Flight returned different tables")
         if key == ADBC:
@@ -481,6 +568,12 @@ def check_size(planes: Planes, rows: int, keys: list[str]) -> list[str]:
     if len(json_keys) > 1:
         notes.add(f"{', '.join(SHORT[k] for k in json_keys)} returned equal rows after parsing")
     return sorted(notes)
+
+
+def without_freshness(table: pa.Table) -> pa.Table:
+    """``table`` without the live answer's ``quiver:source`` and ``quiver:watermark`` metadata."""
+    kept = {k: v for k, v in (table.schema.metadata or {}).items() if k not in (b"quiver:source", b"quiver:watermark")}
+    return table.replace_schema_metadata(kept or None)
 
 
 def _by_id(table: pa.Table) -> pa.Table:
@@ -552,11 +645,13 @@ def run(db_url: str, sizes: list[int], rounds: list[int] | None = None, *, skip_
             if progress:
                 print(f"{fmt_rows(rows)} rows, {count} rounds...", file=sys.stderr, flush=True)
             results.append(measure_size(planes, rows, count, skip_slow, progress))
-        servers = [planes.quiver, planes.baseline] + ([planes.strawberry] if planes.strawberry else [])
+        servers = [planes.quiver, planes.baseline, planes.live_server] + (
+            [planes.strawberry] if planes.strawberry else [])
         rss = {server.name: peak_rss_mb(server.pid) for server in servers}
+        live_dataset = planes.live_dataset
     today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return BenchResult(results, rss, machine, database, today, command, (load_before, os.getloadavg()),
-                       package_versions(), time.perf_counter() - began)
+                       package_versions(), time.perf_counter() - began, live_dataset)
 
 
 # --- report ---------------------------------------------------------------------------------------
@@ -614,6 +709,11 @@ def render_section(result: BenchResult) -> str:
         f"- **{LABELS[FLIGHT_SQL_PYARROW]}:** the same Flight SQL calls made with pyarrow's C++ Flight client "
         "(`get_flight_info` of a `CommandStatementQuery`, then `do_get(...).read_all()`): (g) without ADBC's "
         "Go-based client.",
+        f"- **{LABELS[LIVE]}:** the client of (b) on a second Quiver server started with "
+        "`QUIVER_LIVE_ENTITIES='[\"orders\"]'` (after `quiver events install` on the database): it loads "
+        "`orders` into DuckDB from one snapshot, follows its event stream, and answers the same GraphQL ticket "
+        "from memory (`docs/live.md`). The check asserts each answer says `quiver:source = live` and equals (b)'s "
+        "table, schema and metadata included (bar the freshness keys).",
         "",
         f"- **Date:** {result.date}",
         f"- **Machine:** {result.machine}. The client, all three servers and PostgreSQL run on this one machine "
@@ -674,9 +774,11 @@ def render_section(result: BenchResult) -> str:
     lines.append("")
     rss = {k: v for k, v in result.peak_rss_mb.items() if v is not None}
     if rss:
-        names = {QUIVER: "Quiver (HTTP + Flight)", BASELINE: "FraiseQL v1", STRAWBERRY: "Strawberry"}
+        names = {QUIVER: "Quiver (HTTP + Flight)", BASELINE: "FraiseQL v1", STRAWBERRY: "Strawberry",
+                 LIVE_SERVER: "Quiver with `orders` live (the whole table held)"}
         shown = ", ".join(f"{names.get(k, k)} {v:,.0f} MB" for k, v in rss.items())
         lines += [f"Server peak RSS (VmHWM) after the whole run: {shown}.", ""]
+    lines += _live_memory(result)
     lines += _reading(result)
     notes = sorted({note for size in result.sizes for note in size.notes})
     lines += [
@@ -689,6 +791,23 @@ def render_section(result: BenchResult) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _live_memory(result: BenchResult) -> list[str]:
+    """The live server's dataset: rows held, load time, and memory per million rows."""
+    d = result.live_dataset
+    rows = d.get("rows", 0.0)
+    if not rows:
+        return []
+    per_million = 1e6 / rows / 2**20
+    extra = d["rss_bytes"] - d["plain_rss_bytes"]
+    return [f"Live dataset (i): {rows:,.0f} rows of `orders` loaded in {d['load_seconds']:.1f} s (server start to "
+            f"`live`, the snapshot read through the Arrow plane included); DuckDB holds "
+            f"{d['duckdb_bytes'] / 2**20:,.0f} MiB (`quiver_live_memory_bytes`), "
+            f"**{d['duckdb_bytes'] * per_million:,.0f} MiB per million rows**; the live server's RSS after loading "
+            f"was {d['rss_bytes'] / 2**20:,.0f} MiB, "
+            f"{extra / 2**20:,.0f} MiB above server (b)'s at the same moment ({extra * per_million:,.0f} MiB per "
+            "million rows).", ""]
 
 
 def _reading(result: BenchResult) -> list[str]:

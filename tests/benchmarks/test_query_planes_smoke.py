@@ -36,7 +36,7 @@ def test_every_variant_runs_at_10k_rows() -> None:
             assert all(s > 0 for s in variant.seconds(stage)), (key, stage)
         assert variant.rows_per_second > 0
     # The conversions come after the table (Flight's are separate calls, so only positive there).
-    for key in set(bench.VARIANTS) - {bench.FLIGHT}:
+    for key in set(bench.VARIANTS) - {bench.FLIGHT, bench.LIVE}:
         sample = size.variants[key].samples[0]
         assert sample.pandas_arrow > sample.table and sample.pandas > sample.table and sample.polars > sample.table
     for key in (bench.ARROW_HTTP, bench.JSON_PLANE, bench.FRAISEQL, bench.STRAWBERRY):
@@ -57,7 +57,10 @@ def test_every_variant_runs_at_10k_rows() -> None:
         assert ratio == pytest.approx(expected) and ratio > 0
         assert size.median_ratio(key) == statistics.median([ratio])
 
-    assert set(result.peak_rss_mb) == {json_plane.QUIVER, json_plane.BASELINE, bench.STRAWBERRY}
+    assert set(result.peak_rss_mb) == {json_plane.QUIVER, json_plane.BASELINE, bench.STRAWBERRY, bench.LIVE_SERVER}
+    # The live variant answered from memory (the check asserts it) and its dataset held the whole table.
+    assert any("live Flight and Flight returned equal tables" in note for note in size.notes)
+    assert result.live_dataset["rows"] == SMOKE_ORDERS and result.live_dataset["duckdb_bytes"] > 0
     assert all(v is not None and v > 10 for v in result.peak_rss_mb.values())
     assert result.as_json()["sizes"][0]["rows"] == SMOKE_ORDERS
 
@@ -66,6 +69,7 @@ def test_every_variant_runs_at_10k_rows() -> None:
     for label in bench.LABELS.values():
         assert f"| 10k | {label} | 1 |" in section
     assert section.count("not measured in this run") == len(bench.TARGETS)  # targets are at 100k and 1M rows
+    assert "MiB per million rows" in section
     assert doc_state() == doc_before
 
 

@@ -174,7 +174,10 @@ def compile_live(root: nodes.Root, table: LiveTable) -> tuple[str, list[Any]]:
             raise NotLive("a keyset cursor")
         columns = c.select(q.selection)
         where = f" WHERE {c.where(q.where)}" if q.where is not None else ""
-        sql = f"SELECT {columns} {source}{where}{c.order(q.order)}"
+        order = c.order(q.order)
+        if not order and q.offset:  # pages without an order: the table's own order, stable while it is unchanged
+            order = " ORDER BY rowid"
+        sql = f"SELECT {columns} {source}{where}{order}"
         if q.limit is not None:
             sql += f" LIMIT {int(q.limit)}"
         if q.offset:
