@@ -60,7 +60,7 @@ def test_comparisons_whose_meaning_differs_are_refused(where: nodes.Filter, why:
 
 
 def test_text_orders_only_under_a_code_point_collation() -> None:
-    order = (nodes.OrderKey(NAME, "ASC", "LAST"),)  # type: ignore[arg-type]
+    order = (nodes.OrderKey(NAME, "ASC", "LAST"),)
     with pytest.raises(NotLive, match="ordering by name"):
         compile_live(listing(order=order), TABLE)
     sql, _ = compile_live(listing(order=order), LiveTable("things", binary_collation({"name": "C"})))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -44,7 +45,7 @@ def test_every_live_answer_equals_the_table_at_its_watermark_while_a_writer_runs
         writer.states[start_watermark] = table_rows(scratch_url, "ledger")
         assert first.to_pylist() == writer.states[start_watermark]
         writer.start()
-        answers = []
+        answers: list[tuple[bool, int, int | None, list[dict[str, Any]]]] = []
         deadline = time.monotonic() + 120
         while len(answers) < READS and time.monotonic() < deadline:
             fresh = len(answers) % 2 == 0
