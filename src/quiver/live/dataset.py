@@ -39,7 +39,7 @@ from quiver.execute.arrow_plane import ArrowQuery
 from quiver.execute.session import ReadSession
 from quiver.live.store import Change, Store, to_stored
 from quiver.plan import nodes
-from quiver.schema.model import Entity
+from quiver.schema.model import Entity, Kind
 from quiver.sql.images import typed_rows
 from quiver.sql.live import LiveTable
 from quiver.sql.params import SettingParams
@@ -103,7 +103,9 @@ class Dataset:
     def load(self, stream_seq: int, memory_bytes: int) -> None:
         """The table as of one snapshot into a fresh live table (blocking)."""
         query = ArrowQuery.compile(self.whole)
-        self.store.create(self.name, query.schema)
+        enums = {c.field_name: c.type.enum_labels for c in self.entity.columns.values()
+                 if c.type.kind is Kind.ENUM and not c.type.is_array and c.type.enum_labels}
+        self.store.create(self.name, query.schema, enums)
         seq = newest_seq(self.adbc)
         rows = 0
         for batch in query.batches(self.adbc, self.settings):

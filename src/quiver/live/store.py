@@ -3,8 +3,9 @@
 Why DuckDB (measured, docs/live.md): columnar, vectorised SQL over Arrow in and out without
 a copy per row, MVCC so a read sees one committed state while the consumer writes, and a
 buffer manager that reports its memory. Each live table stores an entity's columns under
-their field names in the Arrow plane's types, enums as their label text (a DuckDB ENUM
-cannot grow a label at run time). Beside them, ``"quiver marks"`` holds each table's
+their field names in the Arrow plane's types, enums as DuckDB ENUMs of the labels the server
+knows (exported as dictionaries in label order, as the PostgreSQL path sends them; a label added
+later fails the write, and the dataset is then not cached). Beside them, ``"quiver marks"`` holds each table's
 watermark, written in the same transaction as the change, so a read takes the data and
 the watermark from one snapshot.
 
@@ -23,7 +24,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from quiver.sql.live import quote
+from quiver.sql.live import literal, quote
 
 MARKS = '"quiver marks"'
 
@@ -48,7 +49,10 @@ def to_answer(batch: pa.RecordBatch, schema: pa.Schema, labels: list[pa.Array | 
     (the enum's labels in their order, as the PostgreSQL path's dictionaries)."""
     arrays = []
     for array, target, enum in zip(batch.columns, schema, labels, strict=True):
-        if enum is not None and pa.types.is_dictionary(target.type):
+        if enum is not None and pa.types.is_dictionary(target.type) and pa.types.is_dictionary(array.type):
+            indices = pc.cast(array.indices, target.type.index_type)  # a DuckDB ENUM: its labels, in order
+            arrays.append(pa.DictionaryArray.from_arrays(indices, enum))
+        elif enum is not None and pa.types.is_dictionary(target.type):
             indices = pc.cast(pc.index_in(array, value_set=enum), target.type.index_type)
             arrays.append(pa.DictionaryArray.from_arrays(indices, enum))
         else:
@@ -76,7 +80,8 @@ class Store:
         self.db.execute(f"CREATE TABLE {MARKS} (name VARCHAR PRIMARY KEY, seq BIGINT, stream_seq BIGINT)")
         self.lock = threading.Lock()
 
-    def create(self, name: str, schema: pa.Schema) -> None:
+    def create(self, name: str, schema: pa.Schema, enums: dict[str, tuple[str, ...]] | None = None) -> None:
+        """An empty live table for ``schema``; ``enums`` maps a column to its labels, in order."""
         with self.lock:
             cursor = self.db.cursor()
             try:
@@ -85,6 +90,9 @@ class Store:
                 cursor.execute(f"DROP TABLE IF EXISTS {quote(name)}")
                 cursor.execute(f"CREATE TABLE {quote(name)} AS SELECT * FROM quiver_new")
                 cursor.unregister("quiver_new")
+                for column, labels in (enums or {}).items():
+                    members = ", ".join(literal(label) for label in labels)
+                    cursor.execute(f"ALTER TABLE {quote(name)} ALTER {quote(column)} TYPE ENUM({members})")
                 cursor.execute(f"DELETE FROM {MARKS} WHERE name = ?", [name])
             finally:
                 cursor.close()

@@ -127,6 +127,8 @@ class _Compiler:
         if f.op not in self.table.ops(column):
             raise NotLive(f"`{f.op}` on {column.name} ({column.type.scalar_sql}) has no equal meaning in DuckDB")
         left = quote(column.field_name)
+        if column.type.kind is Kind.ENUM:  # stored as a DuckDB ENUM: compared as its label text
+            left = f"CAST({left} AS VARCHAR)"
         if f.op in ("in", "nin"):
             contains = f"(CASE WHEN {left} IS NULL THEN NULL ELSE list_contains({self.values(f.value, column)}, " \
                        f"{left}) END)"

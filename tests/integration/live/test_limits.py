@@ -16,7 +16,15 @@ import pyarrow as pa
 import pytest
 
 from tests.conftest import Server, stop_server
-from tests.integration.live.conftest import read, start_stack, states, stop_stack, wait_live, watermark
+from tests.integration.live.conftest import (
+    read,
+    start_stack,
+    states,
+    stop_stack,
+    wait_live,
+    watermark,
+    without_freshness,
+)
 
 
 def wait_not_cached(server: Server, entity: str, timeout: float = 60.0) -> str:
@@ -88,5 +96,31 @@ def test_a_value_the_arrow_planes_cannot_carry_stops_the_dataset_and_postgresql_
         stack.restart_live()  # a new server loads it again
         wait_live(stack.live, ["amounts"])
         assert watermark(read(stack.live, query)) is not None
+    finally:
+        stop_stack(stack)
+
+
+def test_an_enum_label_added_after_start_reads_as_the_postgresql_path_reads_it(
+        scratch_url: str, tmp_path: Path) -> None:
+    """Enums are DuckDB ENUMs of the labels known at start; a row with a label added later must read
+    from memory exactly as the PostgreSQL path reads it (the Arrow plane's dictionary is the labels
+    known at start too)."""
+    with psycopg.connect(scratch_url) as conn:
+        conn.execute("CREATE TYPE mood AS ENUM ('sad', 'ok')")
+        conn.execute("CREATE TABLE moods (id integer PRIMARY KEY, mood mood NOT NULL)")
+        conn.execute("INSERT INTO moods SELECT g, CASE WHEN g % 2 = 0 THEN 'sad' ELSE 'ok' END::mood "
+                     "FROM generate_series(1, 50) AS g")
+    stack = start_stack(scratch_url, tmp_path, ["moods"])
+    try:
+        assert stack.plain is not None
+        query = "{ moods(orderBy: [{id: ASC}]) { id mood } }"
+        live = read(stack.live, query)
+        assert watermark(live) is not None and live.to_pylist() == read(stack.plain, query).to_pylist()
+        stack.sql("ALTER TYPE mood ADD VALUE 'glad'")
+        stack.sql("INSERT INTO moods VALUES (51, 'glad')", "UPDATE moods SET mood = 'glad' WHERE id = 2")
+        answer = read(stack.live, query, fresh=True)
+        plain = read(stack.plain, query)
+        assert watermark(answer) is not None
+        assert without_freshness(answer.schema) == plain.schema and answer.to_pylist() == plain.to_pylist()
     finally:
         stop_stack(stack)
