@@ -18,10 +18,8 @@ import argparse
 import bisect
 import datetime as dt
 import json
-import os
 import random
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -150,38 +148,17 @@ def _environment(admin: str, workdir: Path, orders: int) -> Iterator[tuple[str, 
     """A cloned database, the events install, a relay and a server keeping ``orders`` live; removed after."""
     from benchmarks.common.database import ensure_bench_database
     from benchmarks.query_planes import bench_database
-    from tests.conftest import database_url, ensure_demo_database, start_server, stop_server
-    from tests.integration.live.conftest import keep_log, wait_live
-    from tests.support.pipeline import Pipeline, nats_url
+    from tests.conftest import ensure_demo_database
+    from tests.integration.live.conftest import wait_live
+    from tests.support.stack import event_stack
 
     if orders == SMALL_ORDERS:
         template = ensure_demo_database("quiver_test_template", SMALL_ORDERS).rsplit("/", 1)[1]
     else:
         template = ensure_bench_database(admin, bench_database(orders), orders).rsplit("/", 1)[1]
-    name = f"quiver_bench_live_{os.getpid()}_{time.monotonic_ns()}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    url = database_url(name)
-    pipeline = Pipeline(url, workdir, f"blive{time.monotonic_ns() % 10**9}", sinks=())
-    server = None
-    try:
-        pipeline.cli("install")
-        pipeline.start("relay")
-        server = start_server(url, QUIVER_NATS_URL=nats_url(), QUIVER_EVENTS_NAMESPACE=pipeline.namespace,
-                              QUIVER_LIVE_ENTITIES='["orders"]')
-        keep_log(server, workdir / "server.log")
+    with event_stack(admin, workdir, template, "blive", QUIVER_LIVE_ENTITIES='["orders"]') as (url, server, _):
         wait_live(server, ["orders"], timeout=900)
         yield url, server
-    finally:
-        if server is not None:
-            stop_server(server)
-        pipeline.stop_all()
-        try:
-            pipeline.cleanup()
-        except Exception as error:  # noqa: BLE001 - the namespace is disposable
-            print(f"warning: pipeline cleanup: {error}", file=sys.stderr)
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def run(admin: str, rate: float = DEFAULT_RATE, duration: float = DEFAULT_DURATION, *, batch: int = DEFAULT_BATCH,

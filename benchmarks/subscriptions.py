@@ -288,44 +288,13 @@ def _rss_mb(process: psutil.Process) -> float:
 
 @contextmanager
 def _environment(admin: str, workdir: Path) -> Iterator[tuple[str, Any, Any]]:
-    """A cloned database, the events install, a relay and a server; all removed afterwards."""
-    from tests.conftest import database_url, ensure_demo_database, start_server, stop_server
-    from tests.support.pipeline import Pipeline, nats_url
+    """A cloned demo database, the events install, a relay and a server; all removed afterwards."""
+    from tests.conftest import ensure_demo_database
+    from tests.support.stack import event_stack
 
     template = ensure_demo_database("quiver_test_template", 1_000).rsplit("/", 1)[1]
-    name = f"quiver_bench_subs_{os.getpid()}_{time.monotonic_ns()}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    url = database_url(name)
-    pipeline = Pipeline(url, workdir, f"bsub{time.monotonic_ns() % 10**9}", sinks=())
-    server = None
-    try:
-        pipeline.cli("install")
-        pipeline.start("relay")
-        server = start_server(url, QUIVER_NATS_URL=nats_url(), QUIVER_EVENTS_NAMESPACE=pipeline.namespace)
-        stderr = server.process.stderr
-        log = workdir / "server.log"
-
-        def drain_stderr() -> None:  # a full pipe would block the server
-            if stderr is None:
-                return
-            with open(log, "wb") as out:
-                while chunk := os.read(stderr.fileno(), 65536):
-                    out.write(chunk)
-                    out.flush()
-
-        threading.Thread(target=drain_stderr, daemon=True).start()
-        yield url, server, pipeline
-    finally:
-        if server is not None:
-            stop_server(server)
-        pipeline.stop_all()
-        try:
-            pipeline.cleanup()
-        except Exception as error:  # noqa: BLE001 - the namespace is disposable
-            print(f"warning: pipeline cleanup: {error}", file=sys.stderr)
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with event_stack(admin, workdir, template, "bsub") as stack:
+        yield stack
 
 
 def run(admin: str, subscriptions: int = DEFAULT_SUBSCRIPTIONS, rate: float = DEFAULT_RATE,

@@ -36,7 +36,7 @@ from quiver.http.sse import MEDIA_TYPE as SSE_TYPE
 from quiver.http.sse import sse_response
 from quiver.http.subscribe import Subscriptions
 from quiver.http.ws import GraphQLWebSocket
-from quiver.live.datasets import LiveDatasets
+from quiver.live.datasets import CONSISTENCIES, LiveDatasets
 from quiver.plan.build import PlanError, Prepared, prepare
 from quiver.sql.params import BadValue
 
@@ -195,7 +195,7 @@ class GraphQLEndpoint:
         if compression not in (None, "lz4", "zstd"):
             return self.arrow_refusal("quiver-arrow-compression must be lz4 or zstd")
         consistency = request.headers.get("quiver-consistency") or None
-        if consistency not in (None, "fresh", "any"):
+        if consistency is not None and consistency not in CONSISTENCIES:
             return self.arrow_refusal("quiver-consistency must be fresh or any")
         try:
             query = ArrowQuery.compile(data_root(operation))

@@ -36,7 +36,7 @@ from quiver.schema.model import Entity, Model
 from quiver.sql.live import NotLive, binary_collation, compile_live
 
 log = logging.getLogger("quiver.live")
-CONSISTENCIES = ("fresh", "any")
+CONSISTENCIES = ("fresh", "any")  # the `consistency` a read may ask for (Flight tickets spell it as a Literal)
 Batches = Generator[pa.RecordBatch, None, None]
 SOURCE = b"quiver:source"
 WATERMARK = b"quiver:watermark"

@@ -7,12 +7,11 @@ PostgreSQL through the ordinary Arrow plane, must give the same schema and the s
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from psycopg.rows import dict_row
 
 from tests.conftest import Server, start_server, stop_server
 from tests.support.pipeline import Pipeline, nats_url
+from tests.support.stack import keep_log
 
 FRESHNESS = (b"quiver:source", b"quiver:watermark")
 
@@ -49,21 +49,6 @@ class LiveStack:
         """A new live server (after the old one was stopped or killed)."""
         self.live = start_server(self.url, **self.env)
         keep_log(self.live, self.pipeline.workdir / "live.log")
-
-
-def keep_log(server: Server, path: Path) -> None:
-    """The server's stderr into ``path`` (a full pipe would block it; the log explains a failure)."""
-    stderr = server.process.stderr
-
-    def drain() -> None:
-        if stderr is None:
-            return
-        with open(path, "ab") as out:
-            while chunk := os.read(stderr.fileno(), 65536):
-                out.write(chunk)
-                out.flush()
-
-    threading.Thread(target=drain, daemon=True).start()
 
 
 def read(server: Server, query: str, *, fresh: bool = False, variables: dict[str, Any] | None = None) -> pa.Table:
@@ -113,12 +98,15 @@ def wait_live(server: Server, entities: list[str], timeout: float = 120.0) -> No
 
 
 def start_stack(url: str, workdir: Path, entities: list[str], *, plain: bool = True, wait: bool = True,
-                **env: str) -> LiveStack:
+                installed: Callable[[], None] | None = None, **env: str) -> LiveStack:
+    """Capture installed, a relay, then (after ``installed()``, e.g. starting a writer) the servers."""
     namespace = f"live{time.monotonic_ns() % 10**12}"
     nats = env.pop("QUIVER_NATS_URL", nats_url())
     pipeline = Pipeline(url, workdir, namespace, sinks=(), nats=nats)
     pipeline.cli("install")
     pipeline.start("relay")
+    if installed is not None:
+        installed()
     settings = {"QUIVER_NATS_URL": nats, "QUIVER_EVENTS_NAMESPACE": namespace, **env}
     live_env = {**settings, "QUIVER_LIVE_ENTITIES": json.dumps(entities)}
     live = start_server(url, **live_env)

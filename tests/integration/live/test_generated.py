@@ -36,8 +36,8 @@ from hypothesis import strategies as st
 from psycopg import sql
 
 from quiver.schema.naming import enum_value_name
-from tests.conftest import admin_url, database_url
 from tests.integration.live.conftest import LiveStack, read, start_stack, stop_stack, watermark, without_freshness
+from tests.support.scratch import comment_names, drop_database, fresh_database
 
 EXAMPLES = int(os.environ.get("QUIVER_LIVE_EXAMPLES", "100"))
 # Shrinking re-runs writes and fresh reads for minutes; the failing example is reported as drawn.
@@ -121,10 +121,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     table, prefix = rng.choice(TABLE_NAMES), rng.choice(COLUMN_PREFIXES)
     columns = {k: f"{prefix}{k}" for k in TYPES}
     db = f"quiver_live_gen_{os.getpid()}"
-    with psycopg.connect(admin_url(), autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{db}"')
-    url = database_url(db)
+    url = fresh_database(db)
     ident = sql.Identifier("public", table)
     with psycopg.connect(url) as conn:
         labels = sql.SQL(", ").join(sql.Literal(label) for label in ENUM_LABELS)
@@ -132,10 +129,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         defs = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(TYPES[k].sql))
                                   for k, n in columns.items())
         conn.execute(sql.SQL("CREATE TABLE {} (id integer, part text, {}, PRIMARY KEY (id, part))").format(ident, defs))
-        conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(ident, sql.Literal(f"table {table}")))
-        for name in ["id", "part", *columns.values()]:
-            conn.execute(sql.SQL("COMMENT ON COLUMN {}.{} IS {}").format(
-                ident, sql.Identifier(name), sql.Literal(f"column {name}")))
+        comment_names(conn, ident, table, ["id", "part", *columns.values()])
         for statement in random_writes(ident, columns, 1, 40, inserts_only=True):
             conn.execute(statement)
     stack = start_stack(url, Path(tmp_path_factory.mktemp("livegen")), [table])
@@ -153,8 +147,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         yield Setup(stack, table, columns, fields, (listed, one, aggregate))
     finally:
         stop_stack(stack)
-        with psycopg.connect(admin_url(), autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        drop_database(db)
 
 
 # --- writes -------------------------------------------------------------------------------------------------

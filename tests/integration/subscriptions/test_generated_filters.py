@@ -35,9 +35,10 @@ from hypothesis import strategies as st
 from psycopg import sql
 
 from quiver.schema.naming import enum_value_name
-from tests.conftest import Server, admin_url, database_url, start_server, stop_server
+from tests.conftest import Server, start_server, stop_server
 from tests.integration.subscriptions.conftest import Client
 from tests.support.pipeline import Pipeline, nats_url
+from tests.support.scratch import comment_names, drop_database, fresh_database
 
 EXAMPLES = int(os.environ.get("QUIVER_SUBS_EXAMPLES", "100"))
 SEED = int(os.environ.get("QUIVER_SUBS_SEED", "0"))
@@ -121,10 +122,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     prefix = rng.choice(COLUMN_PREFIXES)
     columns = {k: f"{prefix}{k}" for k in KINDS}
     db = f"quiver_subs_gen_{os.getpid()}"
-    with psycopg.connect(admin_url(), autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{db}"')
-    url = database_url(db)
+    url = fresh_database(db)
     ident = sql.Identifier("public", table)
     with psycopg.connect(url) as conn:
         labels = sql.SQL(", ").join(sql.Literal(label) for label in ENUM_LABELS)
@@ -132,10 +130,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         defs = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(KINDS[k].sql))
                                   for k, n in columns.items())
         conn.execute(sql.SQL("CREATE TABLE {} (id integer PRIMARY KEY, {})").format(ident, defs))
-        conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(ident, sql.Literal(f"table {table}")))
-        for name in ["id", *columns.values()]:
-            conn.execute(sql.SQL("COMMENT ON COLUMN {}.{} IS {}").format(
-                ident, sql.Identifier(name), sql.Literal(f"column {name}")))
+        comment_names(conn, ident, table, ["id", *columns.values()])
     namespace = f"subgen{time.monotonic_ns() % 10**12}"
     pipeline = Pipeline(url, Path(tmp_path_factory.mktemp("subgen")), namespace, sinks=())
     server = None
@@ -154,8 +149,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         if server is not None:
             stop_server(server)
         pipeline.stop_all()
-        with psycopg.connect(admin_url(), autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        drop_database(db)
 
 
 # --- filters: a tree, written as GraphQL and as plain SQL over the outbox row ``o`` -------------------------
